@@ -1,0 +1,126 @@
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import {
+  createSessions,
+  isSeshError,
+  SeshError,
+  type Session,
+  type SessionData,
+  type SessionOptions,
+  type SessionState,
+  type Sessions,
+  type Store,
+} from '../../index.js';
+import { MemoryStore } from '../../stores/memory/index.js';
+import { deferUntilCommitted } from './response.js';
+
+declare global {
+  namespace Express {
+    interface Request {
+      /**
+       * The session of this request (sesh). Read and write it like a plain object; type its keys
+       * by augmenting `SessionData` in the `sesh` module.
+       */
+      session: Session<SessionData>;
+    }
+  }
+}
+
+/** Options of the Express middleware: the engine options plus adapter hooks. */
+export interface ExpressSessionOptions extends SessionOptions {
+  /**
+   * Called when writing the session failed after the route finished (store outage, session too
+   * large); the response becomes a 503 (store) or 500. Default: log to `console.error`.
+   */
+  onError?: (error: unknown, req: Request) => void;
+}
+
+/** The middleware, with the engine it runs on. */
+export interface SessionMiddleware extends RequestHandler {
+  /** The engine (store, options, key helpers). */
+  readonly sessions: Sessions<SessionData>;
+  /** Close the store (timers, connections). */
+  close(): Promise<void>;
+}
+
+const states = new WeakMap<object, SessionState<SessionData>>();
+
+/**
+ * The engine-level state behind `req.session` (used by the auth helpers and the compatibility
+ * layer). Throws `NO_SESSION` when the session middleware did not run for this request.
+ */
+export function getSessionState(req: Request): SessionState<SessionData> {
+  const state = states.get(req);
+  if (!state) {
+    throw new SeshError('NO_SESSION', 'No session on this request: add app.use(session({ secret })) before this route.', { status: 500 });
+  }
+  return state;
+}
+
+function defaultStore(): Store {
+  return new MemoryStore();
+}
+
+/**
+ * Express 4 and 5 session middleware.
+ *
+ * ```ts
+ * import express from 'express';
+ * import { session } from 'sesh/express';
+ * const app = express();
+ * app.use(session({ secret: process.env.SESSION_SECRET! }));
+ * app.get('/', (req, res) => {
+ *   req.session.views = (req.session.views ?? 0) + 1;
+ *   res.send(`views: ${req.session.views}`);
+ * });
+ * ```
+ *
+ * The session is loaded before your routes run and written, per changed key, before the response
+ * headers are sent, so a redirect right after a write is safe. A store outage answers 503 (the
+ * error goes to your error handlers with `status: 503`), never an anonymous session.
+ */
+export function session(options: ExpressSessionOptions): SessionMiddleware {
+  const store = options?.store ?? defaultStore();
+  const sessions = createSessions<SessionData>({ ...options, store });
+  const onError =
+    options.onError ??
+    ((error: unknown) => {
+      console.error('[sesh] could not save the session:', error);
+    });
+
+  const middleware = async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+    if (states.has(req)) {
+      next();
+      return;
+    }
+    let state: SessionState<SessionData>;
+    try {
+      state = await sessions.load({
+        cookie: req.headers.cookie,
+        secure: req.secure,
+        host: req.headers.host,
+        ip: req.ip,
+        userAgent: req.headers['user-agent'],
+      });
+    } catch (err) {
+      next(err);
+      return;
+    }
+    states.set(req, state);
+    req.session = state.session;
+    deferUntilCommitted(
+      res,
+      () => sessions.commit(state),
+      (err) => {
+        onError(err, req);
+        return isSeshError(err) && err.status >= 500 ? err.status : 500;
+      },
+    );
+    next();
+  };
+  return Object.assign(middleware as RequestHandler, {
+    sessions,
+    close: () => sessions.close(),
+  });
+}
+
+export type { Session, SessionApi, SessionData, SessionOptions } from '../../index.js';

@@ -1,0 +1,101 @@
+import { SeshError, SessionTooLargeError } from '../errors.js';
+import { FORBIDDEN_KEYS } from '../store.js';
+import type { DataRecord, StoredSession } from '../types.js';
+
+/** Names of the session API on `req.session`; data can never take them. */
+export const RESERVED_KEYS: ReadonlySet<string> = new Set(['id', 'regenerate', 'destroy', 'save', 'reload', 'touch']);
+
+/** Throw a typed error when `key` may not be used as a data key. */
+export function assertDataKey(key: string | symbol): asserts key is string {
+  if (typeof key === 'symbol') {
+    throw new SeshError('RESERVED_KEY', 'Session keys must be strings; symbols cannot be stored.', { status: 500 });
+  }
+  if (RESERVED_KEYS.has(key) || FORBIDDEN_KEYS.has(key)) {
+    throw new SeshError(
+      'RESERVED_KEY',
+      `"${key}" is reserved by the session API and cannot be written as session data; pick another key name.`,
+      { status: 500 },
+    );
+  }
+}
+
+/** JSON.stringify replacer that refuses values JSON would silently drop or mangle. */
+function strictReplacer(this: unknown, key: string, value: unknown): unknown {
+  const t = typeof value;
+  if (t === 'function' || t === 'symbol' || t === 'bigint') {
+    throw new SeshError('UNSERIALIZABLE_VALUE', `Session value at "${key}" is a ${t}, which cannot be stored; store plain JSON data.`);
+  }
+  if (value instanceof Map || value instanceof Set) {
+    throw new SeshError(
+      'UNSERIALIZABLE_VALUE',
+      `Session value at "${key}" is a ${value instanceof Map ? 'Map' : 'Set'}; convert it to an array or object first.`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Serialize session data as JSON, enforcing that every value is JSON data and that the result fits
+ * `maxSize` bytes. Dates become ISO strings (their JSON form); `undefined` members are dropped.
+ */
+export function serializeData(data: DataRecord, maxSize: number): string {
+  let json: string;
+  try {
+    json = JSON.stringify(data, strictReplacer);
+  } catch (err) {
+    if (err instanceof SeshError) throw err;
+    // Circular structures (TypeError) and too-deep nesting (RangeError) end up here.
+    throw new SeshError('UNSERIALIZABLE_VALUE', `Session data cannot be stored as JSON: ${(err as Error).message}`, { cause: err });
+  }
+  // Length in UTF-16 units is a lower bound of the UTF-8 size; only measure bytes when close.
+  if (json.length * 3 > maxSize) {
+    const size = Buffer.byteLength(json);
+    if (size > maxSize) throw new SessionTooLargeError(size, maxSize);
+  }
+  return json;
+}
+
+/** JSON text of one value, or undefined when it is not representable (such keys count as changed). */
+export function snapshotOf(value: unknown): string | undefined {
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return undefined;
+  }
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+function isTime(v: unknown): v is number {
+  return typeof v === 'number' && Number.isFinite(v) && v > 0 && v < 8.64e15;
+}
+
+/**
+ * Check the shape of a record a store returned. Anything odd (missing or non-finite times, data
+ * that is not an object, a user ID that is not a string) fails closed: the record is treated as
+ * corrupt, never as a session without expiry.
+ */
+export function isValidRecord(r: unknown): r is StoredSession {
+  if (!isPlainObject(r)) return false;
+  return (
+    isPlainObject(r.data) &&
+    isPlainObject(r.meta) &&
+    isTime(r.createdAt) &&
+    isTime(r.lastSeen) &&
+    isTime(r.expiresAt) &&
+    (r.userId === null || r.userId === undefined || typeof r.userId === 'string')
+  );
+}
+
+/** Copy loaded data into a fresh object, dropping prototype and API names. */
+export function adoptData(source: DataRecord): DataRecord {
+  const out: DataRecord = {};
+  for (const k of Object.keys(source)) {
+    if (!FORBIDDEN_KEYS.has(k) && !RESERVED_KEYS.has(k)) out[k] = source[k];
+  }
+  return out;
+}

@@ -1,0 +1,239 @@
+import { type CompiledCookie, compileCookie, readCookie } from '../cookie/index.js';
+import { hmac, type KeyRing, keyRing } from '../crypto/index.js';
+import { SeshError, StoreUnavailableError } from '../errors.js';
+import { type ResolvedOptions, resolveOptions, type SessionOptions } from '../options.js';
+import { type Store, type StoreCapabilities, storeCapabilities } from '../store.js';
+import type { SeshEventType, SessionData, StoredSession } from '../types.js';
+import { isValidRecord } from './data.js';
+import type { EngineInternals, RequestContext } from './internals.js';
+import { SessionState } from './session.js';
+import { MAX_TOKEN_LENGTH, signToken, storeKeyOf, verifyToken } from './token.js';
+
+/** Tolerated clock skew between nodes for times read from the store (ms). */
+const MAX_SKEW = 60_000;
+
+/** What {@link Sessions.commit} returns: the Set-Cookie values the response must carry. */
+export interface CommitResult {
+  setCookie: string[];
+}
+
+/**
+ * The framework-free session engine. Adapters call {@link Sessions.load} when a request arrives and
+ * {@link Sessions.commit} before the response headers are sent.
+ */
+export interface Sessions<D = SessionData> {
+  /** The validated options with defaults filled in. */
+  readonly options: ResolvedOptions;
+  /** The store. */
+  readonly store: Store;
+  /** The store's optional capabilities, detected once. */
+  readonly capabilities: StoreCapabilities;
+  /**
+   * Read the session named by the request's cookie. A missing, garbage, tampered, unknown or expired
+   * cookie gives a new empty session (never a throw). Rejects with `StoreUnavailableError` (503)
+   * when the store fails or times out.
+   */
+  load(request: RequestContext): Promise<SessionState<D>>;
+  /**
+   * Write what changed (per-key patch, create, or throttled touch) and return the Set-Cookie
+   * values. Nothing is written and no cookie is set when nothing changed.
+   */
+  commit(state: SessionState<D>): Promise<CommitResult>;
+  /** The store key of a session ID (what the store and the per-user index see). */
+  storeKey(id: string): string;
+  /** Keyed hash of a session ID, safe for logs (16 bytes, base64url). */
+  sidHash(id: string): string;
+  /** Close the store if it owns resources. */
+  close(): Promise<void>;
+}
+
+function isLoopbackHost(host: string | undefined): boolean {
+  if (!host) return false;
+  const h = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d+$/, '');
+  return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
+}
+
+let warnedInsecure = false;
+
+/**
+ * Create the session engine. Validates every option at once and throws an `OptionsError` that
+ * says what to change.
+ *
+ * ```ts
+ * const sessions = createSessions({ secret: process.env.SESSION_SECRET!, store });
+ * const state = await sessions.load({ cookie: req.headers.cookie, secure: true });
+ * state.session.views = (state.session.views ?? 0) + 1;
+ * const { setCookie } = await sessions.commit(state);
+ * ```
+ */
+export function createSessions<D = SessionData>(options: SessionOptions & { store: Store }): Sessions<D> {
+  const opts = resolveOptions(options);
+  const store = options.store;
+  if (!store || typeof store.get !== 'function') {
+    throw new SeshError('INVALID_OPTIONS', '`store` is required by the engine: pass a Store (the adapters default to the embedded one).');
+  }
+  for (const m of ['get', 'create', 'patch', 'touch', 'destroy'] as const) {
+    if (typeof store[m] !== 'function') {
+      throw new SeshError(
+        'INVALID_OPTIONS',
+        `The store has no ${m}() method; it does not implement the sesh Store contract (wrap an express-session store with sesh/stores/connect).`,
+      );
+    }
+  }
+  const macRing: KeyRing = keyRing(opts.secrets, 'session-mac');
+  const logKey = keyRing(opts.secrets.slice(0, 1), 'log-hash').keys[0] as Buffer;
+  const cookie: CompiledCookie = compileCookie(opts.cookie);
+  const { clock, onEvent } = opts;
+  const idle = opts.idleTimeout;
+  const absolute = opts.absoluteTimeout;
+  const timeoutMs = opts.storeTimeout;
+
+  const sidHash = (id: string) => hmac(logKey, id).slice(0, 22);
+
+  const internals: EngineInternals = {
+    options: opts,
+    store,
+    async call(operation, fn) {
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        return await Promise.race([
+          fn(store),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(
+              () =>
+                reject(
+                  new StoreUnavailableError(
+                    operation,
+                    `The session store did not answer ${operation} within ${timeoutMs} ms (storeTimeout).`,
+                  ),
+                ),
+              timeoutMs,
+            );
+          }),
+        ]);
+      } catch (err) {
+        const e =
+          err instanceof StoreUnavailableError
+            ? err
+            : new StoreUnavailableError(
+                operation,
+                `The session store failed on ${operation}: ${(err as Error)?.message ?? String(err)}`,
+                err,
+              );
+        if (onEvent) onEvent({ type: 'store_error', detail: e.message, error: e });
+        throw e;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    emit(type: SeshEventType, sid?: string | null, detail?: string) {
+      if (!onEvent) return;
+      const event: Parameters<typeof onEvent>[0] = { type };
+      if (sid) event.sidHash = sidHash(sid);
+      if (detail) event.detail = detail;
+      onEvent(event);
+    },
+    expiresAt(createdAt, lastSeen) {
+      const hard = createdAt + absolute;
+      return idle === false ? hard : Math.min(hard, lastSeen + idle);
+    },
+    remainingLifetime(createdAt) {
+      return Math.max(0, createdAt + absolute - clock.now());
+    },
+    isLive(record: StoredSession) {
+      const now = clock.now();
+      if (record.createdAt > now + MAX_SKEW || record.lastSeen > now + MAX_SKEW) return false;
+      if (now >= record.expiresAt || now >= record.createdAt + absolute) return false;
+      return idle === false || now < record.lastSeen + idle;
+    },
+    setCookie(id, maxAgeMs) {
+      return cookie.serialize(signToken(macRing, id), maxAgeMs === undefined ? undefined : maxAgeMs / 1000, clock.now());
+    },
+    clearCookie: () => cookie.clear(),
+  };
+
+  function discard(key: string): void {
+    // Best effort: the record is dead either way, and the store's own expiry will remove it.
+    internals.call('destroy', (s) => s.destroy(key)).catch(() => undefined);
+  }
+
+  async function load(ctx: RequestContext): Promise<SessionState<D>> {
+    const values = readCookie(ctx.cookie, opts.cookie.name, MAX_TOKEN_LENGTH);
+    if (values.length === 0) return new SessionState<D>(internals, ctx, null, false);
+    ctx.hadCookie = true;
+    let id: string | undefined;
+    let keyIndex = 0;
+    let distinct = 0;
+    for (const value of values) {
+      const check = verifyToken(macRing, value);
+      if (!check.ok) {
+        internals.emit(check.reason);
+        continue;
+      }
+      if (check.id !== id) {
+        distinct++;
+        id = check.id;
+        keyIndex = check.keyIndex;
+      }
+    }
+    if (distinct !== 1 || id === undefined) {
+      // No valid value, or two different valid sessions (cookie tossing): trust neither.
+      if (distinct > 1) internals.emit('duplicate_cookie');
+      return new SessionState<D>(internals, ctx, null, true);
+    }
+    const key = storeKeyOf(id);
+    const record = await internals.call('get', (s) => s.get(key));
+    if (record === null || record === undefined) {
+      internals.emit('unknown_session', id);
+      return new SessionState<D>(internals, ctx, null, true);
+    }
+    if (!isValidRecord(record)) {
+      internals.emit('corrupt_session', id);
+      discard(key);
+      return new SessionState<D>(internals, ctx, null, true);
+    }
+    if (!internals.isLive(record)) {
+      internals.emit('expired', id);
+      discard(key);
+      return new SessionState<D>(internals, ctx, null, true);
+    }
+    if (keyIndex > 0) internals.emit('key_rotated', id);
+    return new SessionState<D>(internals, ctx, { id, record, reissue: keyIndex > 0 }, false);
+  }
+
+  async function commit(state: SessionState<D>): Promise<CommitResult> {
+    await state.flush(true);
+    const setCookie = state.cookieHeaders();
+    if (setCookie.length > 0 && opts.cookie.secure && !state.request.secure && !isLoopbackHost(state.request.host)) {
+      // A Secure cookie over plain http to a non-local host would be dropped by the browser anyway.
+      internals.emit('insecure_transport', null, 'Secure session cookie not sent over plain http');
+      if (!warnedInsecure) {
+        warnedInsecure = true;
+        console.warn(
+          '[sesh] A session cookie was not sent because the request arrived over plain http. Behind a TLS-terminating proxy, enable your framework\'s trust proxy setting (Express: app.set("trust proxy", 1)); for plain-http development on another host, set insecureDevMode: true.',
+        );
+      }
+      return { setCookie: [] };
+    }
+    return { setCookie };
+  }
+
+  if (opts.insecureDevMode) {
+    console.warn(
+      '[sesh] insecureDevMode is on: the session cookie is sent without Secure and without the __Host- prefix. Never use this in production.',
+    );
+  }
+
+  return {
+    options: opts,
+    store,
+    capabilities: storeCapabilities(store),
+    load,
+    commit,
+    storeKey: storeKeyOf,
+    sidHash,
+    close: async () => {
+      await store.close?.();
+    },
+  };
+}

@@ -1,0 +1,475 @@
+import { randomId } from '../crypto/index.js';
+import { SeshError } from '../errors.js';
+import { FORBIDDEN_KEYS } from '../store.js';
+import type { DataRecord, SessionData, SessionMeta, SessionPatch, StoredSession } from '../types.js';
+import { adoptData, assertDataKey, RESERVED_KEYS, serializeData, snapshotOf } from './data.js';
+import type { EngineInternals, RequestContext } from './internals.js';
+import { storeKeyOf } from './token.js';
+
+/** The methods every `req.session` has, next to the app's data. */
+export interface SessionApi {
+  /** The session ID (generated on first use for a new session). Never a store key. */
+  readonly id: string;
+  /**
+   * Give the session a new ID and kill the old one at once (call it on any privilege change). Data
+   * is kept. Rejects with `SESSION_GONE` when another request destroyed or rotated it meanwhile.
+   */
+  regenerate(): Promise<void>;
+  /** Delete the session from the store now; the response clears the cookie. */
+  destroy(): Promise<void>;
+  /** Write pending changes now (the response also writes them before its headers are sent). */
+  save(): Promise<void>;
+  /** Replace the data with the stored copy, dropping unsaved changes. */
+  reload(): Promise<void>;
+  /** Mark the session active now, even if the touch throttle would skip it. */
+  touch(): void;
+}
+
+/**
+ * The type of `req.session`: the app's {@link SessionData} (every key optional) plus the
+ * {@link SessionApi} methods. Data keys named like a method are not allowed.
+ */
+export type Session<D = SessionData> = Omit<Partial<D>, keyof SessionApi> & SessionApi;
+
+/** Options of {@link SessionState.regenerate}. */
+export interface RegenerateOptions {
+  /** Data keys to carry over to the new ID; default: all of them. */
+  keep?: readonly string[] | 'all';
+  /** Start a new absolute lifetime (login does this). Default `false`. */
+  renewLifetime?: boolean;
+}
+
+/**
+ * The engine's handle on one request's session. Adapters expose `state.session` as `req.session`;
+ * the auth helpers and the compatibility layer use the rest.
+ */
+export class SessionState<D = SessionData> {
+  /** The object apps read and write (`req.session`). */
+  readonly session: Session<D>;
+
+  #engine: EngineInternals;
+  #ctx: RequestContext;
+  #id: string | null;
+  #key: string | null = null;
+  /** True when a record for the current ID exists in the store. */
+  #persisted: boolean;
+  #data: DataRecord;
+  #meta: SessionMeta;
+  #userId: string | null;
+  #createdAt: number;
+  #lastSeen: number;
+  #dirty = new Set<string>();
+  #snapshots: Map<string, string | undefined> | null = null;
+  #metaDirty = new Set<string>();
+  #userDirty = false;
+  #forceTouch = false;
+  #forceSave = false;
+  #sendCookie = false;
+  #clearCookie: boolean;
+  #gone = false;
+  #lock: Promise<unknown> = Promise.resolve();
+
+  /** @internal Built by the engine: `record` is the loaded session, or null for a new one. */
+  constructor(
+    engine: EngineInternals,
+    ctx: RequestContext,
+    loaded: { id: string; record: StoredSession; reissue: boolean } | null,
+    clearCookie: boolean,
+  ) {
+    this.#engine = engine;
+    this.#ctx = ctx;
+    this.#clearCookie = clearCookie;
+    if (loaded) {
+      this.#id = loaded.id;
+      this.#persisted = true;
+      this.#data = adoptData(loaded.record.data);
+      this.#meta = { ...loaded.record.meta };
+      this.#userId = loaded.record.userId ?? null;
+      this.#createdAt = loaded.record.createdAt;
+      this.#lastSeen = loaded.record.lastSeen;
+      this.#sendCookie = loaded.reissue;
+    } else {
+      this.#id = null;
+      this.#persisted = false;
+      this.#data = {};
+      this.#meta = {};
+      this.#userId = null;
+      this.#createdAt = engine.options.clock.now();
+      this.#lastSeen = this.#createdAt;
+    }
+    this.session = this.#makeProxy();
+  }
+
+  /** The session ID, generated on first use for a new session. */
+  get id(): string {
+    if (this.#id === null) {
+      this.#id = randomId(this.#engine.options.random);
+      this.#key = null;
+    }
+    return this.#id;
+  }
+
+  /** The store key of the current ID (a hash of it). */
+  get storeKey(): string {
+    if (this.#key === null) this.#key = storeKeyOf(this.id);
+    return this.#key;
+  }
+
+  /** True until the session has been written to the store. */
+  get isNew(): boolean {
+    return !this.#persisted;
+  }
+
+  /** True when a write was refused because the session was destroyed or rotated elsewhere. */
+  get gone(): boolean {
+    return this.#gone;
+  }
+
+  /** Creation time (ms), the basis of the absolute timeout. */
+  get createdAt(): number {
+    return this.#createdAt;
+  }
+
+  /** Last activity time (ms) as stored. */
+  get lastSeen(): number {
+    return this.#lastSeen;
+  }
+
+  /** When the session expires if nothing else happens (ms). */
+  get expiresAt(): number {
+    return this.#engine.expiresAt(this.#createdAt, this.#lastSeen);
+  }
+
+  /** The request this session belongs to (as the adapter described it). */
+  get request(): RequestContext {
+    return this.#ctx;
+  }
+
+  /** The user this session is bound to, or null. */
+  get userId(): string | null {
+    return this.#userId;
+  }
+
+  /** Bind the session to a user (or unbind with null); written with the next save. */
+  setUser(userId: string | null): void {
+    if (userId !== null && (typeof userId !== 'string' || userId.length === 0)) {
+      throw new SeshError('INVALID_OPTIONS', 'userId must be a non-empty string (or null to unbind).');
+    }
+    if (userId !== this.#userId) {
+      this.#userId = userId;
+      this.#userDirty = true;
+    }
+  }
+
+  /** Read a metadata field (library-owned, never visible as data). */
+  getMeta<K extends keyof SessionMeta & string>(key: K): SessionMeta[K] {
+    return this.#meta[key];
+  }
+
+  /** Write a metadata field (`undefined` deletes it); written with the next save. */
+  setMeta(key: string, value: unknown): void {
+    if (FORBIDDEN_KEYS.has(key)) throw new SeshError('RESERVED_KEY', `"${key}" cannot be a metadata key.`);
+    if (this.#meta[key] === value && typeof value !== 'object') return;
+    if (value === undefined) delete this.#meta[key];
+    else this.#meta[key] = value;
+    this.#metaDirty.add(key);
+  }
+
+  /** See {@link SessionApi.regenerate}. */
+  regenerate(options: RegenerateOptions = {}): Promise<void> {
+    return this.#exclusive(async () => {
+      const engine = this.#engine;
+      if (this.#persisted) {
+        const existed = await engine.call('destroy', (s) => s.destroy(this.storeKey));
+        if (!existed) {
+          this.#markGone();
+          throw new SeshError('SESSION_GONE', 'The session was destroyed or rotated by another request before it could be regenerated.', {
+            status: 409,
+          });
+        }
+      }
+      const keep = options.keep ?? 'all';
+      if (keep !== 'all') {
+        const allowed = new Set(keep);
+        for (const k of Object.keys(this.#data)) if (!allowed.has(k)) delete this.#data[k];
+      }
+      const oldSid = this.#id;
+      this.#id = null;
+      this.#key = null;
+      this.#persisted = false;
+      this.#forceSave = true;
+      this.#clearCookie = false;
+      if (options.renewLifetime) {
+        this.#createdAt = engine.options.clock.now();
+        this.#lastSeen = this.#createdAt;
+      }
+      if (oldSid) engine.emit('regenerated', oldSid);
+    });
+  }
+
+  /** See {@link SessionApi.destroy}. Afterwards the object is an empty, new session. */
+  destroy(): Promise<void> {
+    return this.#exclusive(async () => {
+      const engine = this.#engine;
+      if (this.#persisted) {
+        await engine.call('destroy', (s) => s.destroy(this.storeKey));
+        engine.emit('destroyed', this.#id);
+      }
+      this.#clearCookie = this.#clearCookie || this.#persisted || this.#sendCookie || this.#ctx.hadCookie === true;
+      this.#reset();
+    });
+  }
+
+  /** See {@link SessionApi.save}. Rejects with `SESSION_GONE` when the session was destroyed elsewhere. */
+  save(): Promise<void> {
+    this.#forceSave = true;
+    return this.#exclusive(() => this.#flush(false));
+  }
+
+  /** See {@link SessionApi.reload}. */
+  reload(): Promise<void> {
+    return this.#exclusive(async () => {
+      if (!this.#persisted) {
+        this.#data = {};
+        this.#dirty.clear();
+        this.#snapshots = null;
+        return;
+      }
+      const record = await this.#engine.call('get', (s) => s.get(this.storeKey));
+      if (!record || !this.#engine.isLive(record)) {
+        this.#markGone();
+        this.#reset();
+        throw new SeshError('SESSION_GONE', 'The session no longer exists in the store.', { status: 409 });
+      }
+      this.#data = adoptData(record.data);
+      this.#meta = { ...record.meta };
+      this.#userId = record.userId ?? null;
+      this.#lastSeen = record.lastSeen;
+      this.#dirty.clear();
+      this.#metaDirty.clear();
+      this.#userDirty = false;
+      this.#snapshots = null;
+    });
+  }
+
+  /** See {@link SessionApi.touch}. */
+  touch(): void {
+    this.#forceTouch = true;
+  }
+
+  /**
+   * @internal Write what changed (adapters call it through the engine's `commit`). When `auto` is
+   * true a refused write (session gone) is reported as an event instead of thrown.
+   */
+  flush(auto: boolean): Promise<void> {
+    return this.#exclusive(() => this.#flush(auto));
+  }
+
+  /** @internal Set-Cookie values the response must carry after the last flush. */
+  cookieHeaders(): string[] {
+    const engine = this.#engine;
+    if (this.#persisted && !this.#gone && (this.#sendCookie || engine.options.rolling)) {
+      const remember = this.#meta.remember === true;
+      return [engine.setCookie(this.id, remember ? this.#engine.remainingLifetime(this.#createdAt) : undefined)];
+    }
+    if (this.#clearCookie && !this.#persisted) return [engine.clearCookie()];
+    return [];
+  }
+
+  #markGone(): void {
+    this.#gone = true;
+    this.#engine.emit('session_gone', this.#id);
+  }
+
+  #reset(): void {
+    this.#id = null;
+    this.#key = null;
+    this.#persisted = false;
+    this.#data = {};
+    this.#meta = {};
+    this.#userId = null;
+    this.#createdAt = this.#engine.options.clock.now();
+    this.#lastSeen = this.#createdAt;
+    this.#dirty.clear();
+    this.#metaDirty.clear();
+    this.#userDirty = false;
+    this.#snapshots = null;
+    this.#forceSave = false;
+    this.#forceTouch = false;
+    this.#sendCookie = false;
+  }
+
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#lock.then(fn, fn);
+    this.#lock = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Keys whose object values were read and then mutated in place join the dirty set. */
+  #collectMutations(): void {
+    const snaps = this.#snapshots;
+    if (!snaps) return;
+    for (const [k, before] of snaps) {
+      if (!this.#dirty.has(k) && (before === undefined || snapshotOf(this.#data[k]) !== before)) this.#dirty.add(k);
+    }
+  }
+
+  async #flush(auto: boolean): Promise<void> {
+    const engine = this.#engine;
+    const { options } = engine;
+    if (this.#gone) {
+      if (!auto) throw new SeshError('SESSION_GONE', 'The session was destroyed or rotated by another request.', { status: 409 });
+      return;
+    }
+    this.#collectMutations();
+    const now = options.clock.now();
+    const changed = this.#dirty.size > 0 || this.#metaDirty.size > 0 || this.#userDirty;
+
+    if (!this.#persisted) {
+      if (!changed && !this.#forceSave && !options.saveUninitialized) return;
+      serializeData(this.#data, options.maxSize);
+      if (options.trackClient) {
+        if (this.#ctx.ip) this.#meta.ip = this.#ctx.ip;
+        if (this.#ctx.userAgent) this.#meta.userAgent = this.#ctx.userAgent.slice(0, 512);
+      }
+      const record: StoredSession = {
+        data: { ...this.#data },
+        meta: { ...this.#meta },
+        createdAt: this.#createdAt,
+        lastSeen: now,
+        expiresAt: engine.expiresAt(this.#createdAt, now),
+        userId: this.#userId,
+      };
+      const key = this.storeKey;
+      const created = await engine.call('create', (s) => s.create(key, record));
+      if (!created) {
+        // A 256-bit collision does not happen; a store that says so is broken. Fail closed.
+        throw new SeshError('STORE_UNAVAILABLE', 'The store refused to create a session under a fresh random ID.', { status: 503 });
+      }
+      this.#persisted = true;
+      this.#sendCookie = true;
+      this.#lastSeen = now;
+      this.#afterWrite();
+      engine.emit('created', this.#id);
+      return;
+    }
+
+    const touchDue = this.#forceTouch || now - this.#lastSeen >= options.touchAfter;
+    let ok = true;
+    if (changed) {
+      serializeData(this.#data, options.maxSize);
+      const patch: SessionPatch = { expiresAt: engine.expiresAt(this.#createdAt, now), lastSeen: now };
+      const set: DataRecord = {};
+      const unset: string[] = [];
+      for (const k of this.#dirty) {
+        if (Object.hasOwn(this.#data, k) && this.#data[k] !== undefined) set[k] = this.#data[k];
+        else unset.push(k);
+      }
+      if (unset.length) patch.unset = unset;
+      if (Object.keys(set).length) patch.set = set;
+      if (this.#metaDirty.size) {
+        const metaSet: SessionMeta = {};
+        const metaUnset: string[] = [];
+        for (const k of this.#metaDirty) {
+          if (this.#meta[k] === undefined) metaUnset.push(k);
+          else metaSet[k] = this.#meta[k];
+        }
+        patch.metaSet = metaSet;
+        if (metaUnset.length) patch.metaUnset = metaUnset;
+      }
+      if (this.#userDirty) patch.userId = this.#userId;
+      const key = this.storeKey;
+      ok = await engine.call('patch', (s) => s.patch(key, patch));
+    } else if (touchDue) {
+      const key = this.storeKey;
+      const expiresAt = engine.expiresAt(this.#createdAt, now);
+      ok = await engine.call('touch', (s) => s.touch(key, now, expiresAt));
+    } else {
+      this.#forceSave = false;
+      return;
+    }
+    if (!ok) {
+      this.#markGone();
+      if (!auto)
+        throw new SeshError('SESSION_GONE', 'The session was destroyed or rotated by another request; the write was refused.', {
+          status: 409,
+        });
+      return;
+    }
+    this.#lastSeen = now;
+    this.#afterWrite();
+  }
+
+  #afterWrite(): void {
+    this.#dirty.clear();
+    this.#metaDirty.clear();
+    this.#userDirty = false;
+    this.#forceSave = false;
+    this.#forceTouch = false;
+    // Objects the app still holds may be mutated after this write: compare against the new state.
+    const snaps = this.#snapshots;
+    if (snaps) for (const k of snaps.keys()) snaps.set(k, snapshotOf(this.#data[k]));
+  }
+
+  #makeProxy(): Session<D> {
+    const api: SessionApi = Object.freeze({
+      get id() {
+        return state.id;
+      },
+      regenerate: () => this.regenerate(),
+      destroy: () => this.destroy(),
+      save: () => this.save(),
+      reload: () => this.reload(),
+      touch: () => this.touch(),
+    });
+    const state = this;
+    const handler: ProxyHandler<DataRecord> = {
+      get: (_t, key) => {
+        if (typeof key === 'symbol') return Reflect.get(this.#data, key);
+        if (RESERVED_KEYS.has(key)) return api[key as keyof SessionApi];
+        const data = this.#data;
+        const value = data[key];
+        if (value !== null && typeof value === 'object' && Object.hasOwn(data, key)) {
+          const snaps = this.#snapshots ?? new Map<string, string | undefined>();
+          this.#snapshots = snaps;
+          if (!snaps.has(key) && !this.#dirty.has(key)) snaps.set(key, snapshotOf(value));
+        }
+        return value;
+      },
+      set: (_t, key, value) => {
+        assertDataKey(key);
+        const data = this.#data;
+        if (data[key] !== value || (value !== null && typeof value === 'object') || !Object.hasOwn(data, key)) {
+          data[key] = value;
+          this.#dirty.add(key);
+        }
+        return true;
+      },
+      deleteProperty: (_t, key) => {
+        if (typeof key === 'string' && Object.hasOwn(this.#data, key)) {
+          delete this.#data[key];
+          this.#dirty.add(key);
+        }
+        return true;
+      },
+      has: (_t, key) => (typeof key === 'string' && RESERVED_KEYS.has(key)) || key in this.#data,
+      ownKeys: () => Reflect.ownKeys(this.#data),
+      getOwnPropertyDescriptor: (_t, key) => {
+        const d = Reflect.getOwnPropertyDescriptor(this.#data, key);
+        if (d) d.configurable = true;
+        return d;
+      },
+      defineProperty: (_t, key, desc) => {
+        assertDataKey(key);
+        this.#dirty.add(key);
+        return Reflect.defineProperty(this.#data, key, desc);
+      },
+      setPrototypeOf: () => false,
+    };
+    // The proxy target is a placeholder: every trap reads the current data object, which reload()
+    // and destroy() replace.
+    return new Proxy<DataRecord>({}, handler) as unknown as Session<D>;
+  }
+}
+
+export type { RequestContext } from './internals.js';

@@ -1,0 +1,248 @@
+import { type Clock, systemClock } from '../../clock.js';
+import { OptionsError } from '../../errors.js';
+import { type BaseStoreOptions, parseStoredJson, type Store } from '../../store.js';
+import type { SessionMeta, SessionPatch, StoredSession, StoredSessionEntry } from '../../types.js';
+
+/** Options of {@link MemoryStore}. */
+export interface MemoryStoreOptions extends BaseStoreOptions {
+  /** Most sessions kept; past it the least recently used one is evicted. Default 10 000. */
+  maxEntries?: number;
+  /** How often expired sessions are swept, in ms (the timer never keeps the process alive). Default 60 000; 0 disables. */
+  sweepInterval?: number;
+  /** Skip the warning printed when the store is used with NODE_ENV=production. Default false. */
+  quiet?: boolean;
+}
+
+/** One stored session: each data and meta key is kept as JSON text, so nothing is shared with callers. */
+interface Entry {
+  data: Map<string, string>;
+  meta: Map<string, string>;
+  createdAt: number;
+  lastSeen: number;
+  expiresAt: number;
+  userId: string | null;
+}
+
+function decode(map: Map<string, string>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of map) out[k] = parseStoredJson(v);
+  return out;
+}
+
+function encodeInto(map: Map<string, string>, values: Readonly<Record<string, unknown>> | undefined): void {
+  if (!values) return;
+  for (const k of Object.keys(values)) {
+    const json = JSON.stringify(values[k]);
+    if (json === undefined) map.delete(k);
+    else map.set(k, json);
+  }
+}
+
+let warned = false;
+
+/**
+ * A bounded in-memory store for tests and development: least-recently-used eviction past
+ * `maxEntries`, expired sessions swept on an unref'd timer, and the per-user index. Sessions are
+ * lost on restart and are not shared between processes; use the SQLite store (the default) or
+ * Redis/PostgreSQL in production.
+ */
+export class MemoryStore implements Store {
+  /** Insertion order doubles as recency order: a read moves the entry to the end. */
+  readonly #entries = new Map<string, Entry>();
+  readonly #byUser = new Map<string, Set<string>>();
+  readonly #clock: Clock;
+  readonly #max: number;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(options: MemoryStoreOptions = {}) {
+    const max = options.maxEntries ?? 10_000;
+    if (!Number.isInteger(max) || max < 1)
+      throw new OptionsError(`MemoryStore \`maxEntries\` must be a positive integer; got ${String(max)}.`);
+    const interval = options.sweepInterval ?? 60_000;
+    if (typeof interval !== 'number' || !Number.isFinite(interval) || interval < 0) {
+      throw new OptionsError(`MemoryStore \`sweepInterval\` must be a non-negative number of ms; got ${String(interval)}.`);
+    }
+    this.#clock = options.clock ?? systemClock;
+    this.#max = max;
+    if (interval > 0) {
+      this.#timer = setInterval(() => this.#sweep(), interval);
+      this.#timer.unref();
+    }
+    if (process.env.NODE_ENV === 'production' && !options.quiet && !warned) {
+      warned = true;
+      console.warn(
+        '[sesh] MemoryStore is in use with NODE_ENV=production: sessions are lost on restart and not shared between processes. Use the SQLite (default), Redis or PostgreSQL store.',
+      );
+    }
+  }
+
+  /** Number of sessions held, expired ones not yet swept included. */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  #live(key: string): Entry | undefined {
+    const e = this.#entries.get(key);
+    if (!e) return undefined;
+    if (e.expiresAt <= this.#clock.now()) {
+      this.#remove(key, e);
+      return undefined;
+    }
+    return e;
+  }
+
+  #remove(key: string, e: Entry): void {
+    this.#entries.delete(key);
+    this.#unindex(key, e.userId);
+  }
+
+  #unindex(key: string, userId: string | null): void {
+    if (userId === null) return;
+    const set = this.#byUser.get(userId);
+    if (!set) return;
+    set.delete(key);
+    if (set.size === 0) this.#byUser.delete(userId);
+  }
+
+  #index(key: string, userId: string | null): void {
+    if (userId === null) return;
+    let set = this.#byUser.get(userId);
+    if (!set) {
+      set = new Set();
+      this.#byUser.set(userId, set);
+    }
+    set.add(key);
+  }
+
+  #bump(key: string, e: Entry): void {
+    this.#entries.delete(key);
+    this.#entries.set(key, e);
+  }
+
+  #record(e: Entry): StoredSession {
+    return {
+      data: decode(e.data),
+      meta: decode(e.meta) as SessionMeta,
+      createdAt: e.createdAt,
+      lastSeen: e.lastSeen,
+      expiresAt: e.expiresAt,
+      userId: e.userId,
+    };
+  }
+
+  #sweep(): number {
+    const now = this.#clock.now();
+    let n = 0;
+    for (const [key, e] of this.#entries) {
+      if (e.expiresAt <= now) {
+        this.#remove(key, e);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  async get(key: string): Promise<StoredSession | null> {
+    const e = this.#live(key);
+    if (!e) return null;
+    this.#bump(key, e);
+    return this.#record(e);
+  }
+
+  async create(key: string, session: StoredSession): Promise<boolean> {
+    if (this.#live(key)) return false;
+    const e: Entry = {
+      data: new Map(),
+      meta: new Map(),
+      createdAt: session.createdAt,
+      lastSeen: session.lastSeen,
+      expiresAt: session.expiresAt,
+      userId: session.userId ?? null,
+    };
+    encodeInto(e.data, session.data);
+    encodeInto(e.meta, session.meta);
+    this.#entries.set(key, e);
+    this.#index(key, e.userId);
+    while (this.#entries.size > this.#max) {
+      const oldest = this.#entries.keys().next().value as string;
+      this.#remove(oldest, this.#entries.get(oldest) as Entry);
+    }
+    return true;
+  }
+
+  async patch(key: string, patch: SessionPatch): Promise<boolean> {
+    const e = this.#live(key);
+    if (!e) return false;
+    if (patch.unset) for (const k of patch.unset) e.data.delete(k);
+    encodeInto(e.data, patch.set);
+    if (patch.metaUnset) for (const k of patch.metaUnset) e.meta.delete(k);
+    encodeInto(e.meta, patch.metaSet);
+    if (patch.lastSeen !== undefined) e.lastSeen = patch.lastSeen;
+    e.expiresAt = patch.expiresAt;
+    if (patch.userId !== undefined && patch.userId !== e.userId) {
+      this.#unindex(key, e.userId);
+      e.userId = patch.userId;
+      this.#index(key, e.userId);
+    }
+    this.#bump(key, e);
+    return true;
+  }
+
+  async touch(key: string, lastSeen: number, expiresAt: number): Promise<boolean> {
+    const e = this.#live(key);
+    if (!e) return false;
+    e.lastSeen = lastSeen;
+    e.expiresAt = expiresAt;
+    this.#bump(key, e);
+    return true;
+  }
+
+  async destroy(key: string): Promise<boolean> {
+    const e = this.#live(key);
+    if (!e) return false;
+    this.#remove(key, e);
+    return true;
+  }
+
+  async listByUser(userId: string): Promise<StoredSessionEntry[]> {
+    const keys = this.#byUser.get(userId);
+    if (!keys) return [];
+    const out: StoredSessionEntry[] = [];
+    for (const key of [...keys]) {
+      const e = this.#live(key);
+      if (e) out.push({ key, session: this.#record(e) });
+    }
+    return out;
+  }
+
+  async destroyByUser(userId: string, exceptKeys: readonly string[] = []): Promise<number> {
+    const keys = this.#byUser.get(userId);
+    if (!keys) return 0;
+    const keep = new Set(exceptKeys);
+    let n = 0;
+    for (const key of [...keys]) {
+      if (keep.has(key)) continue;
+      const e = this.#entries.get(key);
+      if (e) {
+        if (e.expiresAt > this.#clock.now()) n++;
+        this.#remove(key, e);
+      }
+    }
+    return n;
+  }
+
+  async purgeExpired(): Promise<number> {
+    return this.#sweep();
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** Remove every session (tests). */
+  clear(): void {
+    this.#entries.clear();
+    this.#byUser.clear();
+  }
+}

@@ -1,0 +1,22 @@
+import { defineConfig } from 'tsup';
+
+/** One entry per public subpath (see ARCHITECTURE.md); keep in sync with package.json "exports". */
+export const entries = {
+  index: 'src/index.ts',
+  express: 'src/adapters/express/index.ts',
+  'stores/memory': 'src/stores/memory/index.ts',
+  testing: 'src/testing/index.ts',
+};
+
+export default defineConfig({
+  entry: entries,
+  format: ['esm', 'cjs'],
+  dts: true,
+  clean: true,
+  target: 'node20',
+  platform: 'node',
+  splitting: true,
+  sourcemap: false,
+  treeshake: true,
+  external: ['express', 'better-sqlite3', 'ioredis', 'redis', 'pg', 'vitest'],
+});
