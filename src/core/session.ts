@@ -173,6 +173,8 @@ export class SessionState<D = SessionData> {
     if (value === undefined) delete this.#meta[key];
     else this.#meta[key] = value;
     this.#metaDirty.add(key);
+    // "Remember me" changes the cookie itself (Max-Age), so the cookie must be sent again.
+    if (key === 'remember') this.#sendCookie = true;
   }
 
   /** See {@link SessionApi.regenerate}. */
