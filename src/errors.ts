@@ -70,12 +70,8 @@ export class SessionTooLargeError extends SeshError {
   readonly size: number;
   /** The configured limit, in bytes. */
   readonly limit: number;
-  constructor(size: number, limit: number, what = 'session') {
-    super(
-      'SESSION_TOO_LARGE',
-      `The ${what} is ${size} bytes, over the ${limit}-byte limit. Store less in the session, or raise the \`maxSize\` option.`,
-      { status: 500 },
-    );
+  constructor(size: number, limit: number, what = 'session', hint = 'Store less in the session, or raise the `maxSize` option.') {
+    super('SESSION_TOO_LARGE', `The ${what} is ${size} bytes, over the ${limit}-byte limit. ${hint}`, { status: 500 });
     this.name = 'SessionTooLargeError';
     this.size = size;
     this.limit = limit;

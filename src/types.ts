@@ -100,7 +100,9 @@ export type SeshEventType =
   | 'insecure_transport'
   | 'created'
   | 'regenerated'
-  | 'destroyed';
+  | 'destroyed'
+  /** A stateless (sealed-cookie) session was refused by the revocation store or the auth-version check. */
+  | 'revoked';
 
 /**
  * A security or lifecycle event. It never carries a raw session ID or cookie value: only `sidHash`,
