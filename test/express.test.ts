@@ -353,6 +353,7 @@ for (const { name, express } of expressVersions) {
           res.send('unreachable');
         });
         a.get('/proto', (req, res) => {
+          // biome-ignore lint/suspicious/noProto: the test writes __proto__ on purpose (A29).
           (req.session as unknown as Record<string, unknown>).__proto__ = { isAdmin: true };
           res.send('unreachable');
         });
