@@ -5,6 +5,14 @@ export { createSessions } from './core/engine.js';
 export type { RequestContext } from './core/internals.js';
 export type { RegenerateOptions, Session, SessionApi } from './core/session.js';
 export { SessionState } from './core/session.js';
+export type {
+  StatelessOpenResult,
+  StatelessOptions,
+  StatelessPayload,
+  StatelessRejection,
+  StatelessSessions,
+} from './core/stateless.js';
+export { createStatelessSessions, MAX_CHUNKS, MAX_COOKIE_BYTES } from './core/stateless.js';
 export type { RandomSource } from './crypto/index.js';
 export type { SeshErrorCode } from './errors.js';
 export { isSeshError, OptionsError, SeshError, SessionTooLargeError, StoreUnavailableError } from './errors.js';

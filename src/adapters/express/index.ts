@@ -56,6 +56,23 @@ export function getSessionState(req: Request): SessionState<SessionData> {
   return state;
 }
 
+/**
+ * Register the session state of a request so {@link getSessionState} (and the auth helpers) find
+ * it, and expose it as `req.session`. Used by other session middlewares such as `sesh/stateless`;
+ * returns false (and changes nothing) when a session middleware already ran for this request.
+ */
+export function attachSessionState(req: Request, state: SessionState<SessionData>): boolean {
+  if (states.has(req)) return false;
+  states.set(req, state);
+  req.session = state.session;
+  return true;
+}
+
+/** True when a session middleware already ran for this request. */
+export function hasSessionState(req: Request): boolean {
+  return states.has(req);
+}
+
 function defaultStore(): Store {
   return new MemoryStore();
 }
