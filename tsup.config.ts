@@ -5,6 +5,7 @@ export const entries = {
   index: 'src/index.ts',
   express: 'src/adapters/express/index.ts',
   'stores/memory': 'src/stores/memory/index.ts',
+  'stores/sqlite': 'src/stores/sqlite/index.ts',
   testing: 'src/testing/index.ts',
 };
 
