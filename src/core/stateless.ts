@@ -198,7 +198,8 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
     ...options,
     // Device tracking (IP, User-Agent) would only inflate the cookie: there is no device list here.
     trackClient: options.trackClient ?? false,
-    maxSize: options.maxSize ?? MAX_COOKIE_BYTES * maxChunks,
+    // Only a cheap guard before sealing: the real limit is the cookie size, checked on every write.
+    maxSize: options.maxSize ?? MAX_COOKIE_BYTES * MAX_CHUNKS * 2,
   });
   const { clock, onEvent } = opts;
   const idle = opts.idleTimeout;
