@@ -38,9 +38,8 @@ export const INSTALL_HINT =
   'Install the driver with `npm install better-sqlite3@12` (12.x supports Node 20 and later; 13.x requires Node 22)';
 
 function requireFn(): NodeRequire {
-  // CJS build: the module's own `require`. ESM build (and tsx/vitest): one made from this file's URL,
-  // so better-sqlite3 resolves from where sesh is installed, like a normal import would.
-  if (typeof require === 'function') return require;
+  // Resolve better-sqlite3 from where sesh is installed, like a normal import would. tsup rewrites
+  // `import.meta.url` to this file's URL in the CJS build, so both builds take the same path.
   return createRequire(import.meta.url);
 }
 
