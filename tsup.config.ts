@@ -6,6 +6,7 @@ export const entries = {
   express: 'src/adapters/express/index.ts',
   'stores/memory': 'src/stores/memory/index.ts',
   'stores/sqlite': 'src/stores/sqlite/index.ts',
+  'stores/postgres': 'src/stores/postgres/index.ts',
   testing: 'src/testing/index.ts',
 };
 
