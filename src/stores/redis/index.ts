@@ -1,0 +1,382 @@
+import { type Clock, systemClock } from '../../clock.js';
+import { OptionsError, StoreUnavailableError } from '../../errors.js';
+import { type BaseStoreOptions, FORBIDDEN_KEYS, parseStoredJson, type Store } from '../../store.js';
+import type { SessionMeta, SessionPatch, StoredSession, StoredSessionEntry } from '../../types.js';
+import { type Driver, driverFor, type RedisClientLike } from './client.js';
+import { CREATE, DESTROY, INDEX, PATCH, type Script, TOUCH } from './scripts.js';
+
+export type { IoRedisLike, NodeRedisClientLike, NodeRedisClusterLike, RedisClientLike } from './client.js';
+
+/** Options of {@link RedisStore}. */
+export interface RedisStoreOptions extends BaseStoreOptions {
+  /**
+   * A connected client, owned by the app (the store never connects, quits or listens to it):
+   * an ioredis `Redis` or `Cluster`, or a node-redis client from `createClient()` / `createCluster()`
+   * (after `await client.connect()`). Attach an `'error'` listener to it.
+   */
+  client: RedisClientLike;
+  /** Prefix of every key the store writes. Must not contain `{` or `}` (hash tags). Default `'sesh:'`. */
+  prefix?: string;
+  /**
+   * Longest wait for Redis per store operation, in ms. Past it the operation fails with
+   * `StoreUnavailableError` (503), whatever the client's own retry and queue settings. Default 500.
+   */
+  commandTimeout?: number;
+}
+
+/**
+ * How much longer than its sessions a per-user index set lives. The set is extended only when a
+ * session would outlive it, so a logged-in session pays the extra round trip about once a day.
+ */
+const INDEX_SLACK = 86_400_000;
+
+/**
+ * Session store on Redis, standalone or Cluster, with ioredis or node-redis.
+ *
+ * ```ts
+ * import Redis from 'ioredis';
+ * import { RedisStore } from 'sesh/stores/redis';
+ * const client = new Redis(process.env.REDIS_URL!, { maxRetriesPerRequest: 1 });
+ * client.on('error', (err) => log.warn(err));
+ * app.use(session({ secret, store: new RedisStore({ client }) }));
+ * ```
+ *
+ * One hash per session (`<prefix>s:{<key>}`, a field per data key) and one set per user
+ * (`<prefix>u:{<userId>}`). Create, patch, touch and destroy are single-key Lua scripts, so they are
+ * atomic on Cluster too; reads are one `HGETALL`. Records expire through `PEXPIREAT` at their
+ * `expiresAt`. Every operation fails fast with `StoreUnavailableError` when the client is
+ * disconnected or Redis does not answer within `commandTimeout`. See docs/redis.md.
+ */
+export class RedisStore implements Store {
+  readonly #driver: Driver;
+  readonly #prefix: string;
+  readonly #timeout: number;
+  readonly #clock: Clock;
+
+  constructor(options: RedisStoreOptions) {
+    if (!options || typeof options !== 'object') {
+      throw new OptionsError('RedisStore needs options: `new RedisStore({ client })` with an ioredis or node-redis client.');
+    }
+    if (options.client === undefined || options.client === null) {
+      throw new OptionsError(
+        'RedisStore `client` is missing: pass a connected ioredis `Redis`/`Cluster` or node-redis `createClient()`/`createCluster()` client.',
+      );
+    }
+    this.#driver = driverFor(options.client);
+    const prefix = options.prefix ?? 'sesh:';
+    if (typeof prefix !== 'string' || /[{}]/.test(prefix)) {
+      throw new OptionsError(
+        `RedisStore \`prefix\` must be a string without \`{\` or \`}\` (they would change the Cluster hash slot); got ${JSON.stringify(prefix)}.`,
+      );
+    }
+    this.#prefix = prefix;
+    const timeout = options.commandTimeout ?? 500;
+    if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout <= 0) {
+      throw new OptionsError(`RedisStore \`commandTimeout\` must be a positive number of ms; got ${String(timeout)}.`);
+    }
+    this.#timeout = timeout;
+    this.#clock = options.clock ?? systemClock;
+  }
+
+  /** Which client library was detected: `ioredis`, `ioredis-cluster`, `node-redis` or `node-redis-cluster`. */
+  get clientKind(): Driver['kind'] {
+    return this.#driver.kind;
+  }
+
+  /** The Redis key of a session hash. The hash tag keeps any future per-session key in the same slot. */
+  sessionKey(key: string): string {
+    return `${this.#prefix}s:{${key}}`;
+  }
+
+  /** The Redis key of a user's index set. */
+  userKey(userId: string): string {
+    return `${this.#prefix}u:{${userId}}`;
+  }
+
+  async get(key: string): Promise<StoredSession | null> {
+    return this.#guard('get', async () => {
+      const reply = await this.#driver.send(this.sessionKey(key), ['HGETALL', this.sessionKey(key)], true);
+      const record = decodeHash(reply);
+      if (!record || record.expiresAt <= this.#clock.now()) return null;
+      return record;
+    });
+  }
+
+  async create(key: string, session: StoredSession): Promise<boolean> {
+    return this.#guard('create', async () => {
+      const at = expiryMs(session.expiresAt);
+      const fields: string[] = ['_c', String(session.createdAt), '_l', String(session.lastSeen), '_e', String(session.expiresAt)];
+      const userId = session.userId ?? null;
+      if (userId !== null) {
+        const ix = String(at + INDEX_SLACK);
+        // Index first: an index entry without a session is harmless (checked on read), a session
+        // missing from its user's index would escape "log out everywhere".
+        await this.#index(userId, key, ix);
+        fields.push('_u', userId, '_ix', ix);
+      }
+      pushValues(fields, 'd:', session.data);
+      pushValues(fields, 'm:', session.meta);
+      const done = await this.#eval(CREATE, this.sessionKey(key), [String(this.#clock.now()), String(at), ...fields]);
+      return toNumber(done) === 1;
+    });
+  }
+
+  async patch(key: string, patch: SessionPatch): Promise<boolean> {
+    return this.#guard('patch', async () => {
+      const at = expiryMs(patch.expiresAt);
+      const ix = String(at + INDEX_SLACK);
+      let userOp = '';
+      let userId = '';
+      if (patch.userId === null) userOp = '-';
+      else if (typeof patch.userId === 'string') {
+        userOp = '=';
+        userId = patch.userId;
+        await this.#index(userId, key, ix);
+      }
+      const del: string[] = [];
+      for (const k of patch.unset ?? []) del.push(`d:${k}`);
+      for (const k of patch.metaUnset ?? []) del.push(`m:${k}`);
+      const set: string[] = [];
+      collect(set, del, 'd:', patch.set);
+      collect(set, del, 'm:', patch.metaSet);
+      const args = [
+        String(this.#clock.now()),
+        String(patch.expiresAt),
+        String(at),
+        patch.lastSeen === undefined ? '' : String(patch.lastSeen),
+        userOp,
+        userId,
+        ix,
+        String(del.length),
+        ...del,
+        ...set,
+      ];
+      const reply = toArray(await this.#eval(PATCH, this.sessionKey(key), args));
+      if (toNumber(reply[0]) !== 1) return false;
+      const previous = toStringOrNull(reply[1]);
+      const extend = toStringOrNull(reply[2]);
+      if (extend !== null && previous !== null) await this.#index(previous, key, extend);
+      if (previous !== null && patch.userId !== undefined && previous !== patch.userId) this.#unindexLater(previous, [key]);
+      return true;
+    });
+  }
+
+  async touch(key: string, lastSeen: number, expiresAt: number): Promise<boolean> {
+    return this.#guard('touch', async () => {
+      const at = expiryMs(expiresAt);
+      const args = [String(this.#clock.now()), String(lastSeen), String(expiresAt), String(at), String(at + INDEX_SLACK)];
+      const reply = toArray(await this.#eval(TOUCH, this.sessionKey(key), args));
+      if (toNumber(reply[0]) !== 1) return false;
+      const userId = toStringOrNull(reply[1]);
+      const extend = toStringOrNull(reply[2]);
+      if (userId !== null && extend !== null) await this.#index(userId, key, extend);
+      return true;
+    });
+  }
+
+  async destroy(key: string): Promise<boolean> {
+    return this.#guard('destroy', async () => {
+      const reply = toArray(await this.#eval(DESTROY, this.sessionKey(key), [String(this.#clock.now())]));
+      const userId = toStringOrNull(reply[2]);
+      if (toNumber(reply[0]) === 1 && userId !== null) this.#unindexLater(userId, [key]);
+      return toNumber(reply[1]) === 1;
+    });
+  }
+
+  async listByUser(userId: string): Promise<StoredSessionEntry[]> {
+    return this.#guard('listByUser', async () => {
+      const keys = await this.#members(userId);
+      const now = this.#clock.now();
+      const replies = await Promise.all(
+        keys.map((key) => this.#driver.send(this.sessionKey(key), ['HGETALL', this.sessionKey(key)], true)),
+      );
+      const out: StoredSessionEntry[] = [];
+      const stale: string[] = [];
+      keys.forEach((key, i) => {
+        const session = decodeHash(replies[i]);
+        if (session && session.userId === userId && session.expiresAt > now) out.push({ key, session });
+        else if (!session || session.userId !== userId) stale.push(key);
+      });
+      if (stale.length > 0) this.#unindexLater(userId, stale);
+      return out;
+    });
+  }
+
+  async destroyByUser(userId: string, exceptKeys: readonly string[] = []): Promise<number> {
+    return this.#guard('destroyByUser', async () => {
+      const keep = new Set(exceptKeys);
+      const keys = (await this.#members(userId)).filter((k) => !keep.has(k));
+      const now = String(this.#clock.now());
+      const replies = await Promise.all(keys.map((key) => this.#eval(DESTROY, this.sessionKey(key), [now, userId])));
+      let n = 0;
+      for (const r of replies) if (toNumber(toArray(r)[1]) === 1) n++;
+      // Every key handled here is either deleted or bound to someone else now: drop it from the set.
+      if (keys.length > 0) this.#unindexLater(userId, keys);
+      return n;
+    });
+  }
+
+  async #members(userId: string): Promise<string[]> {
+    const reply = await this.#driver.send(this.userKey(userId), ['SMEMBERS', this.userKey(userId)], true);
+    return toArray(reply).map((m) => toStringOrNull(m) ?? '');
+  }
+
+  async #index(userId: string, key: string, until: string): Promise<void> {
+    await this.#eval(INDEX, this.userKey(userId), [key, until]);
+  }
+
+  /**
+   * Remove keys from a user's set without waiting: a leftover entry is harmless (entries are checked
+   * against the session on every read and dropped then), so a failure here is ignored.
+   */
+  #unindexLater(userId: string, keys: string[]): void {
+    if (this.#driver.notReady()) return;
+    this.#driver.send(this.userKey(userId), ['SREM', this.userKey(userId), ...keys], false).catch(() => {});
+  }
+
+  /** EVALSHA, falling back to EVAL (which also caches the script) when the server lacks it. */
+  async #eval(s: Script, key: string, args: string[]): Promise<unknown> {
+    try {
+      return await this.#driver.send(key, ['EVALSHA', s.sha, '1', key, ...args], false);
+    } catch (err) {
+      if (!/NOSCRIPT/i.test(errorMessage(err))) throw err;
+      return this.#driver.send(key, ['EVAL', s.source, '1', key, ...args], false);
+    }
+  }
+
+  /**
+   * Run one store operation: refuse at once when the client is known to be down, and give up after
+   * `commandTimeout` whatever the client's retry/offline-queue settings. Every failure becomes a
+   * `StoreUnavailableError`, which the adapters answer with 503.
+   */
+  async #guard<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+    const down = this.#driver.notReady();
+    if (down) {
+      throw new StoreUnavailableError(operation, `Redis is unavailable (${down}); the session ${operation} was not sent.`);
+    }
+    const work = fn();
+    // If the timeout wins, a late rejection must not become an unhandled rejection.
+    work.catch(() => {});
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        work,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () =>
+              reject(
+                new StoreUnavailableError(
+                  operation,
+                  `Redis did not answer the session ${operation} within ${this.#timeout} ms (RedisStore \`commandTimeout\`).`,
+                ),
+              ),
+            this.#timeout,
+          );
+        }),
+      ]);
+    } catch (err) {
+      if (err instanceof StoreUnavailableError) throw err;
+      throw new StoreUnavailableError(operation, `Redis failed on the session ${operation}: ${errorMessage(err)}`, err);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** `PEXPIREAT` wants an integer; round up so a record never dies before its `expiresAt`. */
+function expiryMs(expiresAt: number): number {
+  if (!Number.isFinite(expiresAt)) throw new TypeError(`expiresAt must be a finite number; got ${String(expiresAt)}`);
+  return Math.ceil(expiresAt);
+}
+
+function pushValues(out: string[], tag: string, values: Readonly<Record<string, unknown>> | undefined): void {
+  if (!values) return;
+  for (const k of Object.keys(values)) {
+    if (FORBIDDEN_KEYS.has(k)) continue;
+    const json = JSON.stringify(values[k]);
+    if (json !== undefined) out.push(`${tag}${k}`, json);
+  }
+}
+
+/** Fields to set go to `set`; a value that has no JSON form (undefined) deletes the field instead. */
+function collect(set: string[], del: string[], tag: string, values: Readonly<Record<string, unknown>> | undefined): void {
+  if (!values) return;
+  for (const k of Object.keys(values)) {
+    if (FORBIDDEN_KEYS.has(k)) continue;
+    const json = JSON.stringify(values[k]);
+    if (json === undefined) del.push(`${tag}${k}`);
+    else set.push(`${tag}${k}`, json);
+  }
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function toText(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (v instanceof Uint8Array) return Buffer.from(v).toString('utf8');
+  return String(v);
+}
+
+function toStringOrNull(v: unknown): string | null {
+  return v === null || v === undefined || v === false ? null : toText(v);
+}
+
+function toNumber(v: unknown): number {
+  if (typeof v === 'number') return v;
+  if (typeof v === 'bigint') return Number(v);
+  return Number(toText(v));
+}
+
+function toArray(v: unknown): unknown[] {
+  return Array.isArray(v) ? v : [];
+}
+
+/** HGETALL replies: a flat array (RESP2, raw commands), a Map or an object (RESP3 / type mappings). */
+function hashEntries(reply: unknown): [string, string][] {
+  if (Array.isArray(reply)) {
+    const out: [string, string][] = [];
+    for (let i = 0; i + 1 < reply.length; i += 2) out.push([toText(reply[i]), toText(reply[i + 1])]);
+    return out;
+  }
+  if (reply instanceof Map) return [...reply].map(([k, v]) => [toText(k), toText(v)]);
+  if (reply && typeof reply === 'object') return Object.entries(reply).map(([k, v]) => [k, toText(v)]);
+  return [];
+}
+
+/**
+ * Turn a session hash into a record. An empty hash is `null`. A hash that cannot be read (bad JSON,
+ * missing times) comes back with `NaN` times, so the engine reports it as corrupt and discards it
+ * instead of serving it or failing the request.
+ */
+function decodeHash(reply: unknown): StoredSession | null {
+  const entries = hashEntries(reply);
+  if (entries.length === 0) return null;
+  const data: Record<string, unknown> = {};
+  const meta: Record<string, unknown> = {};
+  let createdAt = Number.NaN;
+  let lastSeen = Number.NaN;
+  let expiresAt = Number.NaN;
+  let userId: string | null = null;
+  let corrupt = false;
+  for (const [field, value] of entries) {
+    if (field === '_c') createdAt = Number(value);
+    else if (field === '_l') lastSeen = Number(value);
+    else if (field === '_e') expiresAt = Number(value);
+    else if (field === '_u') userId = value;
+    else if (field.startsWith('d:') || field.startsWith('m:')) {
+      const name = field.slice(2);
+      if (FORBIDDEN_KEYS.has(name)) continue;
+      try {
+        (field[0] === 'd' ? data : meta)[name] = parseStoredJson(value);
+      } catch {
+        corrupt = true;
+      }
+    }
+  }
+  if (corrupt || Number.isNaN(expiresAt)) {
+    return { data, meta: meta as SessionMeta, createdAt: Number.NaN, lastSeen: Number.NaN, expiresAt: Number.NaN, userId };
+  }
+  return { data, meta: meta as SessionMeta, createdAt, lastSeen, expiresAt, userId };
+}
