@@ -1,6 +1,6 @@
 import { type Clock, systemClock } from '../../clock.js';
 import { OptionsError } from '../../errors.js';
-import { type BaseStoreOptions, parseStoredJson, type Store } from '../../store.js';
+import { type BaseStoreOptions, FORBIDDEN_KEYS, parseStoredJson, type Store } from '../../store.js';
 import type { SessionMeta, SessionPatch, StoredSession, StoredSessionEntry } from '../../types.js';
 
 /** Options of {@link MemoryStore}. */
@@ -25,13 +25,16 @@ interface Entry {
 
 function decode(map: Map<string, string>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of map) out[k] = parseStoredJson(v);
+  // Prototype keys are never stored (see encodeInto); skipping them here too keeps `out` a plain object.
+  for (const [k, v] of map) if (!FORBIDDEN_KEYS.has(k)) out[k] = parseStoredJson(v);
   return out;
 }
 
 function encodeInto(map: Map<string, string>, values: Readonly<Record<string, unknown>> | undefined): void {
   if (!values) return;
   for (const k of Object.keys(values)) {
+    // `__proto__` & co. as top-level keys would replace the prototype of the object `decode` returns.
+    if (FORBIDDEN_KEYS.has(k)) continue;
     const json = JSON.stringify(values[k]);
     if (json === undefined) map.delete(k);
     else map.set(k, json);
@@ -62,6 +65,10 @@ export class MemoryStore implements Store {
     if (typeof interval !== 'number' || !Number.isFinite(interval) || interval < 0) {
       throw new OptionsError(`MemoryStore \`sweepInterval\` must be a non-negative number of ms; got ${String(interval)}.`);
     }
+    if (options.clock !== undefined && typeof options.clock?.now !== 'function')
+      throw new OptionsError(
+        'MemoryStore `clock` must be an object with a `now()` method returning ms (e.g. FakeClock from sesh/testing).',
+      );
     this.#clock = options.clock ?? systemClock;
     this.#max = max;
     if (interval > 0) {
