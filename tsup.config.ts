@@ -7,6 +7,7 @@ export const entries = {
   'stores/memory': 'src/stores/memory/index.ts',
   'stores/sqlite': 'src/stores/sqlite/index.ts',
   'stores/postgres': 'src/stores/postgres/index.ts',
+  'stores/redis': 'src/stores/redis/index.ts',
   testing: 'src/testing/index.ts',
 };
 
