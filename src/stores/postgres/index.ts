@@ -34,6 +34,8 @@ export interface PgPoolClient {
   query(query: PgQuery): Promise<PgResult>;
   /** Return the client; with an error (or `true`) the pool destroys it instead. */
   release(err?: Error | boolean): void;
+  on?(event: 'error', listener: (err: Error) => void): unknown;
+  off?(event: 'error', listener: (err: Error) => void): unknown;
 }
 
 /**
@@ -344,22 +346,46 @@ export class PostgresStore implements Store {
 
   async #query(operation: string, text: string, values: unknown[]): Promise<PgResult> {
     await this.#ensureSchema();
-    const deadline = Date.now() + this.#timeout;
-    const client = await this.#acquire(operation, this.#timeout);
-    return this.#run(operation, client, { text, values }, deadline, true);
+    return this.#withClient(operation, this.#timeout, (q) => q(text, values));
   }
 
-  /** Run one query on a checked-out client; `release` gives it back afterwards (discarding it on error). */
-  async #run(operation: string, client: PgPoolClient, query: PgQuery, deadline: number, release: boolean): Promise<PgResult> {
+  /**
+   * Check a client out within `budgetMs`, run `fn` with a query function bounded by the same
+   * deadline, and always give the client back: healthy, or discarded (`release(err)`) after any
+   * failure so a connection left mid-query or half-dead is never reused nor leaked.
+   */
+  async #withClient<T>(
+    operation: string,
+    budgetMs: number,
+    fn: (q: (text: string, values?: unknown[]) => Promise<PgResult>) => Promise<T>,
+    keepOn?: (err: unknown) => boolean,
+  ): Promise<T> {
+    const deadline = Date.now() + budgetMs;
+    const client = await this.#acquire(operation, budgetMs);
+    // A server message can arrive while the client is checked out but between queries (e.g. the
+    // FATAL of a shutdown in the same packet as the last result): without a listener of ours, pg
+    // would emit an unhandled 'error' and crash the process.
+    let broken: unknown;
+    const onError = (err: Error) => {
+      broken ??= err;
+    };
+    client.on?.('error', onError);
+    const q = async (text: string, values: unknown[] = []) => {
+      try {
+        return await client.query({ text, values, query_timeout: Math.max(1, deadline - Date.now()) });
+      } catch (err) {
+        broken ??= err;
+        throw err;
+      }
+    };
     try {
-      const r = await client.query({ ...query, query_timeout: Math.max(1, deadline - Date.now()) });
-      if (release) client.release();
-      return r;
+      return await fn(q);
     } catch (err) {
-      // Whatever went wrong, this connection may be unusable (timed out mid-query, server gone):
-      // the pool destroys it and opens a fresh one later. Never leaked.
-      if (release) client.release(err instanceof Error ? err : true);
+      if (broken === undefined && !keepOn?.(err)) broken = err;
       throw this.#fail(operation, err);
+    } finally {
+      client.off?.('error', onError);
+      client.release(broken === undefined ? undefined : broken instanceof Error ? broken : true);
     }
   }
 
@@ -416,50 +442,45 @@ export class PostgresStore implements Store {
     const n = this.#names;
     // Generous bound: another instance may hold the migration lock for a moment.
     const budget = Math.max(this.#timeout, 15_000);
-    const deadline = Date.now() + budget;
-    const client = await this.#acquire('migrate', budget);
-    let broken: unknown;
-    const q = (text: string, values?: unknown[]) => this.#run('migrate', client, { text, values: values ?? [] }, deadline, false);
-    try {
-      // Fast path, no DDL and no lock: the schema is already current (also the only check with createSchema: false).
-      let version = await this.#currentVersion(q);
-      if (version >= SCHEMA_VERSION) return;
-      if (!this.#createSchema) {
-        throw new SeshError(
-          'INVALID_OPTIONS',
-          `PostgresStore: the table ${n.schema}.${n.table} is at schema version ${version}, this release needs ${SCHEMA_VERSION}, and \`createSchema\` is false. Run the SQL printed by PostgresStore.schemaSql({ schema, table }) (it is idempotent), or let the store migrate by removing \`createSchema: false\`.`,
-        );
-      }
-      await q('BEGIN');
-      try {
-        await q('SELECT pg_advisory_xact_lock($1::bigint)', [n.lockId]);
-        if (n.schema !== 'public') {
-          const s = await q('SELECT 1 FROM pg_namespace WHERE nspname = $1', [n.schema]);
-          if (s.rows.length === 0) await q(`CREATE SCHEMA IF NOT EXISTS ${n.qSchema}`);
+    const refused = (err: unknown) => err instanceof SeshError && err.code === 'INVALID_OPTIONS';
+    await this.#withClient(
+      'migrate',
+      budget,
+      async (q) => {
+        // Fast path, no DDL and no lock: the schema is already current (also the only check with createSchema: false).
+        let version = await this.#currentVersion(q);
+        if (version >= SCHEMA_VERSION) return;
+        if (!this.#createSchema) {
+          throw new SeshError(
+            'INVALID_OPTIONS',
+            `PostgresStore: the table ${n.schema}.${n.table} is at schema version ${version}, this release needs ${SCHEMA_VERSION}, and \`createSchema\` is false. Run the SQL printed by PostgresStore.schemaSql({ schema, table }) (it is idempotent), or let the store migrate by removing \`createSchema: false\`.`,
+          );
         }
-        // Another instance may have migrated while we waited for the lock.
-        version = await this.#currentVersion(q);
-        if (version < SCHEMA_VERSION) {
-          await q(versionsTableSql(n));
-          for (const m of MIGRATIONS) {
-            if (m.version <= version) continue;
-            for (const s of m.statements(n)) await q(s);
-            await q(recordVersionSql(n, m));
+        await q('BEGIN');
+        try {
+          await q('SELECT pg_advisory_xact_lock($1::bigint)', [n.lockId]);
+          if (n.schema !== 'public') {
+            const s = await q('SELECT 1 FROM pg_namespace WHERE nspname = $1', [n.schema]);
+            if (s.rows.length === 0) await q(`CREATE SCHEMA IF NOT EXISTS ${n.qSchema}`);
           }
+          // Another instance may have migrated while we waited for the lock.
+          version = await this.#currentVersion(q);
+          if (version < SCHEMA_VERSION) {
+            await q(versionsTableSql(n));
+            for (const m of MIGRATIONS) {
+              if (m.version <= version) continue;
+              for (const s of m.statements(n)) await q(s);
+              await q(recordVersionSql(n, m));
+            }
+          }
+          await q('COMMIT');
+        } catch (err) {
+          await q('ROLLBACK').catch(() => {});
+          throw err;
         }
-        await q('COMMIT');
-      } catch (err) {
-        await q('ROLLBACK').catch(() => {});
-        throw err;
-      }
-    } catch (err) {
-      broken = err;
-      throw this.#fail('migrate', err);
-    } finally {
-      // Keep the client only when it is known healthy (success, or the version check refused).
-      const healthy = broken === undefined || (broken instanceof SeshError && broken.code === 'INVALID_OPTIONS');
-      client.release(healthy ? undefined : true);
-    }
+      },
+      refused,
+    );
   }
 
   async #currentVersion(q: (text: string, values?: unknown[]) => Promise<PgResult>): Promise<number> {
