@@ -2,7 +2,6 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import {
   createSessions,
   isSeshError,
-  SeshError,
   type Session,
   type SessionData,
   type SessionOptions,
@@ -11,7 +10,10 @@ import {
   type Store,
 } from '../../index.js';
 import { MemoryStore } from '../../stores/memory/index.js';
+import { attachSessionState, getSessionState, getSessions, hasSessionState, isRegistered, register } from './registry.js';
 import { deferUntilCommitted } from './response.js';
+
+export { attachSessionState, getSessionState, getSessions, hasSessionState };
 
 declare global {
   namespace Express {
@@ -40,37 +42,6 @@ export interface SessionMiddleware extends RequestHandler {
   readonly sessions: Sessions<SessionData>;
   /** Close the store (timers, connections). */
   close(): Promise<void>;
-}
-
-const states = new WeakMap<object, SessionState<SessionData>>();
-
-/**
- * The engine-level state behind `req.session` (used by the auth helpers and the compatibility
- * layer). Throws `NO_SESSION` when the session middleware did not run for this request.
- */
-export function getSessionState(req: Request): SessionState<SessionData> {
-  const state = states.get(req);
-  if (!state) {
-    throw new SeshError('NO_SESSION', 'No session on this request: add app.use(session({ secret })) before this route.', { status: 500 });
-  }
-  return state;
-}
-
-/**
- * Register the session state of a request so {@link getSessionState} (and the auth helpers) find
- * it, and expose it as `req.session`. Used by other session middlewares such as `sesh/stateless`;
- * returns false (and changes nothing) when a session middleware already ran for this request.
- */
-export function attachSessionState(req: Request, state: SessionState<SessionData>): boolean {
-  if (states.has(req)) return false;
-  states.set(req, state);
-  req.session = state.session;
-  return true;
-}
-
-/** True when a session middleware already ran for this request. */
-export function hasSessionState(req: Request): boolean {
-  return states.has(req);
 }
 
 function defaultStore(): Store {
@@ -105,7 +76,7 @@ export function session(options: ExpressSessionOptions): SessionMiddleware {
     });
 
   const middleware = async (req: Request, res: Response, next: NextFunction): Promise<void> => {
-    if (states.has(req)) {
+    if (isRegistered(req)) {
       next();
       return;
     }
@@ -122,7 +93,7 @@ export function session(options: ExpressSessionOptions): SessionMiddleware {
       next(err);
       return;
     }
-    states.set(req, state);
+    register(req, state, sessions);
     req.session = state.session;
     deferUntilCommitted(
       res,
