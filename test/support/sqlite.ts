@@ -1,8 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /** Repository root (tests spawn children from it so `--import tsx` resolves). */
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** `--import` value that loads tsx from this repository, whatever the child's working directory. */
+export const TSX = pathToFileURL(join(ROOT, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
 
 /** A child process running test/fixtures/sqlite-server.ts. */
 export interface ChildServer {
@@ -21,7 +25,7 @@ const children = new Set<ChildProcess>();
  * and wait for its port. Rejects with the child's output if it exits or does not start in 20 s.
  */
 export function startServer(db: string, opts: { major?: '4' | '5'; env?: Record<string, string> } = {}): Promise<ChildServer> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/sqlite-server.ts', db, opts.major ?? '5'], {
+  const proc = spawn(process.execPath, ['--import', TSX, 'test/fixtures/sqlite-server.ts', db, opts.major ?? '5'], {
     cwd: ROOT,
     env: { ...process.env, NODE_ENV: 'test', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],

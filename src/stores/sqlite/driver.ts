@@ -46,10 +46,7 @@ function requireFn(): NodeRequire {
 function isModuleNotFound(err: unknown, name: string): boolean {
   const e = err as { code?: unknown; message?: unknown } | null;
   return (
-    !!e &&
-    (e.code === 'MODULE_NOT_FOUND' || e.code === 'ERR_MODULE_NOT_FOUND') &&
-    typeof e.message === 'string' &&
-    e.message.includes(name)
+    !!e && (e.code === 'MODULE_NOT_FOUND' || e.code === 'ERR_MODULE_NOT_FOUND') && typeof e.message === 'string' && e.message.includes(name)
   );
 }
 

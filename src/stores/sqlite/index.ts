@@ -270,8 +270,7 @@ export class SqliteStore implements Store {
         return false;
       }
       const dataChanged = (patch.set && Object.keys(patch.set).length > 0) || (patch.unset && patch.unset.length > 0);
-      const metaChanged =
-        (patch.metaSet && Object.keys(patch.metaSet).length > 0) || (patch.metaUnset && patch.metaUnset.length > 0);
+      const metaChanged = (patch.metaSet && Object.keys(patch.metaSet).length > 0) || (patch.metaUnset && patch.metaUnset.length > 0);
       const current = toRecord(row);
       if ((dataChanged && current.data === null) || (metaChanged && current.meta === null)) {
         // Never overwrite a record we cannot read: that would lose whatever is in it.
@@ -438,12 +437,8 @@ function prepareStatements(db: SqliteDatabase, t: string): Statements {
     update: db.prepare(`UPDATE ${T} SET data = ?, meta = ?, last_seen = ?, expires_at = ?, user_id = ? WHERE key = ?`),
     touch: db.prepare(`UPDATE ${T} SET last_seen = ?, expires_at = ? WHERE key = ? AND expires_at > ?`),
     destroy: db.prepare(`DELETE FROM ${T} WHERE key = ? RETURNING expires_at`),
-    listByUser: db.prepare(
-      `SELECT key, ${COLUMNS} FROM ${T} WHERE user_id = ? AND expires_at > ? ORDER BY last_seen DESC, key`,
-    ),
-    destroyByUser: db.prepare(
-      `DELETE FROM ${T} WHERE user_id = ? AND key NOT IN (SELECT value FROM json_each(?)) RETURNING expires_at`,
-    ),
+    listByUser: db.prepare(`SELECT key, ${COLUMNS} FROM ${T} WHERE user_id = ? AND expires_at > ? ORDER BY last_seen DESC, key`),
+    destroyByUser: db.prepare(`DELETE FROM ${T} WHERE user_id = ? AND key NOT IN (SELECT value FROM json_each(?)) RETURNING expires_at`),
     purge: db.prepare(`DELETE FROM ${T} WHERE key IN (SELECT key FROM ${T} WHERE expires_at <= ? LIMIT ?)`),
   };
 }
