@@ -10,6 +10,10 @@
  * - `SESSION_GONE`: the session was destroyed or rotated by another request meanwhile.
  * - `NO_SESSION`: the session middleware did not run before code that needs it.
  * - `DRIVER_MISSING`: an optional driver package (better-sqlite3, ioredis, pg...) is not installed.
+ * - `UNAUTHENTICATED`: the route needs a logged-in user and there is none (401).
+ * - `FORBIDDEN`: the user lacks a required role (403).
+ * - `CSRF_REJECTED`: an unsafe request failed the CSRF checks (403).
+ * - `NOT_SUPPORTED`: the store lacks a capability the call needs (e.g. the per-user index).
  */
 export type SeshErrorCode =
   | 'INVALID_OPTIONS'
@@ -19,7 +23,11 @@ export type SeshErrorCode =
   | 'RESERVED_KEY'
   | 'SESSION_GONE'
   | 'NO_SESSION'
-  | 'DRIVER_MISSING';
+  | 'DRIVER_MISSING'
+  | 'UNAUTHENTICATED'
+  | 'FORBIDDEN'
+  | 'CSRF_REJECTED'
+  | 'NOT_SUPPORTED';
 
 /**
  * Every error thrown by sesh. It carries a stable {@link SeshErrorCode}, a message that says what to

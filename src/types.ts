@@ -102,7 +102,11 @@ export type SeshEventType =
   | 'regenerated'
   | 'destroyed'
   /** A stateless (sealed-cookie) session was refused by the revocation store or the auth-version check. */
-  | 'revoked';
+  | 'revoked'
+  /** A user logged in (auth helpers); `sidHash` is the new session's. */
+  | 'login'
+  /** An unsafe request was refused by the CSRF checks; `detail` says which check. */
+  | 'csrf_rejected';
 
 /**
  * A security or lifecycle event. It never carries a raw session ID or cookie value: only `sidHash`,

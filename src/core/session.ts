@@ -214,7 +214,16 @@ export class SessionState<D = SessionData> {
     return this.#exclusive(async () => {
       const engine = this.#engine;
       if (this.#persisted) {
-        await engine.call('destroy', (s) => s.destroy(this.storeKey));
+        try {
+          await engine.call('destroy', (s) => s.destroy(this.storeKey));
+        } catch (err) {
+          // The record may survive: report the failure, but still clear the cookie in this response
+          // and write nothing more for this session (A34).
+          this.#gone = true;
+          this.#persisted = false;
+          this.#clearCookie = true;
+          throw err;
+        }
         engine.emit('destroyed', this.#id);
       }
       this.#clearCookie = this.#clearCookie || this.#persisted || this.#sendCookie || this.#ctx.hadCookie === true;
