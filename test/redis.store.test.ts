@@ -4,7 +4,7 @@
  * Every test gets its own key prefix, so each starts from an empty store.
  */
 import { randomBytes } from 'node:crypto';
-import IORedis, { Cluster } from 'ioredis';
+import { Cluster, Redis as IORedis } from 'ioredis';
 import { createClient, createCluster } from 'redis';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { RedisStore } from '../src/stores/redis/index.js';

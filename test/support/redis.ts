@@ -218,6 +218,10 @@ export interface RedisServer {
   stop(): Promise<void>;
   /** Kill the process abruptly (SIGKILL). */
   kill(): Promise<void>;
+  /** Freeze the process (SIGSTOP): connections stay open but nothing is answered. */
+  pause(): void;
+  /** Undo {@link pause} (SIGCONT). */
+  resume(): void;
   /** Start again on the same port and dir (after `stop`/`kill`). */
   start(): Promise<void>;
   /** Stop and remove the temp dir. Idempotent. */
@@ -282,6 +286,7 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
     child = undefined;
     if (!c || c.exitCode !== null || c.signalCode !== null) return;
     const exited = new Promise<void>((r) => c.once('exit', () => r()));
+    c.kill('SIGCONT'); // a paused server would never act on SIGTERM
     c.kill(signal);
     const timer = setTimeout(() => c.kill('SIGKILL'), 5_000);
     await exited;
@@ -316,6 +321,12 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
       return child !== undefined && child.exitCode === null && child.signalCode === null;
     },
     stop: () => stopWith('SIGTERM'),
+    pause: () => {
+      child?.kill('SIGSTOP');
+    },
+    resume: () => {
+      child?.kill('SIGCONT');
+    },
     kill: () => stopWith('SIGKILL'),
     async start() {
       if (child) return;

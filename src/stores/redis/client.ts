@@ -19,7 +19,6 @@ export interface NodeRedisClientLike {
 /** The part of a node-redis (v4/v5) cluster from `createCluster` the store uses. */
 export interface NodeRedisClusterLike {
   readonly isOpen: boolean;
-  readonly masters: unknown;
   sendCommand(firstKey: string | undefined, isReadonly: boolean | undefined, args: string[]): Promise<unknown>;
 }
 
@@ -65,7 +64,8 @@ export function driverFor(client: unknown): Driver {
         send: (_key, args) => nr.sendCommand(args),
       };
     }
-    if (typeof c.sendCommand === 'function' && 'masters' in c) {
+    // A node-redis cluster has `isOpen` but no `isReady`, and routes `sendCommand` by its first key.
+    if (typeof c.sendCommand === 'function' && typeof c.isOpen === 'boolean') {
       const nc = client as NodeRedisClusterLike;
       return {
         kind: 'node-redis-cluster',
