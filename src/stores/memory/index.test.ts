@@ -1,10 +1,158 @@
-import { describe, it } from 'vitest';
-import { runStoreSuite } from '../../testing/index.js';
-import { MemoryStore } from './index.js';
+import { describe, expect, it, vi } from 'vitest';
+import { OptionsError } from '../../errors.js';
+import { FakeClock, runStoreSuite } from '../../testing/index.js';
+import type { StoredSession } from '../../types.js';
+import { MemoryStore, type MemoryStoreOptions } from './index.js';
 
 runStoreSuite(({ clock }) => new MemoryStore({ clock, sweepInterval: 0 }), {
   name: 'MemoryStore conformance',
   describe,
   it,
   require: ['userIndex', 'purge', 'close'],
+});
+
+// Once more with the sweep timer running, so the suite also exercises close() stopping it.
+runStoreSuite(({ clock }) => new MemoryStore({ clock, maxEntries: 1_000 }), {
+  name: 'MemoryStore conformance (sweep timer on)',
+  describe,
+  it,
+  require: ['userIndex', 'purge', 'close'],
+});
+
+function session(clock: FakeClock, userId: string | null = null, ttl = 60_000): StoredSession {
+  const now = clock.now();
+  return { data: { n: 1 }, meta: {}, createdAt: now, lastSeen: now, expiresAt: now + ttl, userId };
+}
+
+async function live(store: MemoryStore, keys: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const k of keys) if (await store.get(k)) out.push(k);
+  return out;
+}
+
+describe('MemoryStore LRU eviction', () => {
+  it('evicts the least recently used entry past maxEntries; reads, patches and touches count as use', async () => {
+    const clock = new FakeClock();
+    const store = new MemoryStore({ clock, maxEntries: 3, sweepInterval: 0 });
+    for (const k of ['a', 'b', 'c']) await store.create(k, session(clock));
+    await store.get('a'); // order now b, c, a
+    await store.create('d', session(clock)); // evicts b
+    expect(store.size).toBe(3);
+    expect(await store.get('b')).toBeNull();
+    // order: c, a, d (the get calls above on missing b change nothing)
+    await store.touch('c', clock.now(), clock.now() + 60_000); // order a, d, c
+    await store.create('e', session(clock)); // evicts a
+    await store.patch('d', { set: { x: 1 }, expiresAt: clock.now() + 60_000 }); // order c, e, d
+    await store.create('f', session(clock)); // evicts c
+    expect(store.size).toBe(3);
+    expect(await live(store, ['a', 'b', 'c', 'd', 'e', 'f'])).toEqual(['d', 'e', 'f']);
+    expect(await store.patch('a', { set: { x: 1 }, expiresAt: clock.now() + 60_000 })).toBe(false);
+    await store.close();
+  });
+
+  it('keeps the per-user index consistent after eviction', async () => {
+    const clock = new FakeClock();
+    const store = new MemoryStore({ clock, maxEntries: 2, sweepInterval: 0 });
+    await store.create('old', session(clock, 'u1'));
+    await store.create('mid', session(clock, 'u1'));
+    await store.get('old'); // mid is now the least recently used
+    await store.create('new', session(clock, 'u2')); // evicts mid
+    expect((await store.listByUser('u1')).map((e) => e.key)).toEqual(['old']);
+    expect((await store.listByUser('u2')).map((e) => e.key)).toEqual(['new']);
+    // Re-using the evicted key for another user must not surface it under u1.
+    await store.create('mid', session(clock, 'u2')); // evicts old
+    expect(await store.listByUser('u1')).toEqual([]);
+    expect(await store.destroyByUser('u1')).toBe(0);
+    expect((await store.listByUser('u2')).map((e) => e.key).sort()).toEqual(['mid', 'new']);
+    expect(await store.destroyByUser('u2', ['new'])).toBe(1);
+    expect(store.size).toBe(1);
+    await store.close();
+  });
+
+  it('maxEntries 1 keeps only the newest session', async () => {
+    const clock = new FakeClock();
+    const store = new MemoryStore({ clock, maxEntries: 1, sweepInterval: 0 });
+    await store.create('a', session(clock, 'u'));
+    await store.create('b', session(clock, 'u'));
+    expect(await live(store, ['a', 'b'])).toEqual(['b']);
+    expect((await store.listByUser('u')).map((e) => e.key)).toEqual(['b']);
+    await store.close();
+  });
+});
+
+describe('MemoryStore sweep', () => {
+  it('removes expired entries on the timer and stops after close()', async () => {
+    const clock = new FakeClock();
+    const store = new MemoryStore({ clock, sweepInterval: 10 });
+    await store.create('short', session(clock, 'u', 1_000));
+    await store.create('long', session(clock, 'u', 60_000));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(store.size).toBe(2); // nothing expired yet
+    clock.advance(1_000);
+    await vi.waitFor(() => expect(store.size).toBe(1), { timeout: 2_000, interval: 10 });
+    expect((await store.listByUser('u')).map((e) => e.key)).toEqual(['long']);
+    await store.close();
+    clock.advance(60_000);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(store.size).toBe(1); // no sweep after close (get would still hide it)
+    expect(await store.get('long')).toBeNull();
+    expect(store.size).toBe(0);
+  });
+
+  it('sweepInterval 0 disables the timer; purgeExpired still works', async () => {
+    const clock = new FakeClock();
+    const store = new MemoryStore({ clock, sweepInterval: 0 });
+    await store.create('a', session(clock, null, 10));
+    clock.advance(10);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(store.size).toBe(1);
+    expect(await store.purgeExpired()).toBe(1);
+    expect(store.size).toBe(0);
+  });
+
+  it('clear() removes every session and the user index', async () => {
+    const clock = new FakeClock();
+    const store = new MemoryStore({ clock, sweepInterval: 0 });
+    await store.create('a', session(clock, 'u'));
+    store.clear();
+    expect(store.size).toBe(0);
+    expect(await store.listByUser('u')).toEqual([]);
+  });
+});
+
+describe('MemoryStore options', () => {
+  const bad: [string, MemoryStoreOptions, RegExp][] = [
+    ['maxEntries 0', { maxEntries: 0 }, /maxEntries/],
+    ['maxEntries -1', { maxEntries: -1 }, /maxEntries/],
+    ['maxEntries 1.5', { maxEntries: 1.5 }, /maxEntries/],
+    ['maxEntries NaN', { maxEntries: Number.NaN }, /maxEntries/],
+    ['maxEntries Infinity', { maxEntries: Number.POSITIVE_INFINITY }, /maxEntries/],
+    ['maxEntries as a string', { maxEntries: '10' as unknown as number }, /maxEntries/],
+    ['sweepInterval -1', { sweepInterval: -1 }, /sweepInterval/],
+    ['sweepInterval NaN', { sweepInterval: Number.NaN }, /sweepInterval/],
+    ['sweepInterval Infinity', { sweepInterval: Number.POSITIVE_INFINITY }, /sweepInterval/],
+    ['sweepInterval as a string', { sweepInterval: '5' as unknown as number }, /sweepInterval/],
+    ['clock without now()', { clock: {} as unknown as FakeClock }, /clock/],
+  ];
+  for (const [name, options, message] of bad) {
+    it(`rejects ${name} with OptionsError`, () => {
+      let caught: unknown;
+      try {
+        new MemoryStore(options).close();
+      } catch (e) {
+        caught = e;
+      }
+      expect(caught).toBeInstanceOf(OptionsError);
+      expect((caught as OptionsError).code).toBe('INVALID_OPTIONS');
+      expect((caught as Error).message).toMatch(message);
+    });
+  }
+
+  it('accepts the defaults and explicit valid values', async () => {
+    for (const options of [{}, { maxEntries: 1, sweepInterval: 0 }, { maxEntries: 5, sweepInterval: 1, clock: new FakeClock() }]) {
+      const store = new MemoryStore(options);
+      expect(store.size).toBe(0);
+      await store.close();
+    }
+  });
 });
