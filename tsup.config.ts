@@ -21,5 +21,7 @@ export default defineConfig({
   splitting: true,
   sourcemap: false,
   treeshake: true,
+  // Keep `node:` specifiers: `node:test` (used by sesh/testing) has no unprefixed form.
+  removeNodeProtocol: false,
   external: ['express', 'better-sqlite3', 'ioredis', 'redis', 'pg', 'vitest'],
 });
