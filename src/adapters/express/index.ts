@@ -2,6 +2,8 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import {
   createSessions,
   isSeshError,
+  resolveOptions,
+  SeshError,
   type Session,
   type SessionData,
   type SessionOptions,
@@ -9,7 +11,7 @@ import {
   type Sessions,
   type Store,
 } from '../../index.js';
-import { MemoryStore } from '../../stores/memory/index.js';
+import { DEFAULT_SQLITE_PATH, SqliteStore } from '../../stores/sqlite/index.js';
 import { attachSessionState, getSessionState, getSessions, hasSessionState, isRegistered, register } from './registry.js';
 import { deferUntilCommitted } from './response.js';
 
@@ -44,8 +46,25 @@ export interface SessionMiddleware extends RequestHandler {
   close(): Promise<void>;
 }
 
-function defaultStore(): Store {
-  return new MemoryStore();
+/**
+ * The store used when the app names none: the embedded SQLite store at its default path
+ * (`./.sesh/sessions.db`, or `$SESH_SQLITE_PATH`), opened when `session()` is called.
+ */
+function defaultStore(options: ExpressSessionOptions): Store {
+  // Validate the options first, so a misconfigured app fails before a database file is created.
+  resolveOptions(options);
+  try {
+    return new SqliteStore(options.clock ? { clock: options.clock } : {});
+  } catch (err) {
+    if (isSeshError(err, 'DRIVER_MISSING')) {
+      throw new SeshError(
+        'DRIVER_MISSING',
+        `session() keeps sessions in an embedded SQLite database (${DEFAULT_SQLITE_PATH}) when no \`store\` is given, and that needs better-sqlite3: run \`npm install better-sqlite3@12\` (13.x requires Node 22). Or pass a store, e.g. \`store: new MemoryStore()\` from 'sesh/stores/memory' (memory only: lost on restart, not shared between processes).`,
+        { cause: err },
+      );
+    }
+    throw err;
+  }
 }
 
 /**
@@ -65,10 +84,21 @@ function defaultStore(): Store {
  * The session is loaded before your routes run and written, per changed key, before the response
  * headers are sent, so a redirect right after a write is safe. A store outage answers 503 (the
  * error goes to your error handlers with `status: 503`), never an anonymous session.
+ *
+ * Without a `store`, sessions go to the embedded SQLite store (`sesh/stores/sqlite`) in
+ * `./.sesh/sessions.db` (or `$SESH_SQLITE_PATH`), which needs `better-sqlite3`; when it is not
+ * installed this throws `DRIVER_MISSING` saying what to install.
  */
 export function session(options: ExpressSessionOptions): SessionMiddleware {
-  const store = options?.store ?? defaultStore();
-  const sessions = createSessions<SessionData>({ ...options, store });
+  const ownStore = !options?.store;
+  const store = options?.store ?? defaultStore(options);
+  let sessions: Sessions<SessionData>;
+  try {
+    sessions = createSessions<SessionData>({ ...options, store });
+  } catch (err) {
+    if (ownStore) void store.close?.();
+    throw err;
+  }
   const onError =
     options.onError ??
     ((error: unknown) => {
