@@ -151,7 +151,6 @@ describe('SqliteStore: operations', () => {
     expect((raw.prepare('SELECT data FROM sesh_sessions WHERE key = ?').get(key) as { data: string }).data).toBe('{"user":');
     for (const bad of ['"str"', '[]', 'null', '42']) {
       raw.prepare('UPDATE sesh_sessions SET data = ? WHERE key = ?').run(bad, key);
-      raw.prepare('INSERT OR IGNORE INTO sesh_sessions SELECT * FROM sesh_sessions WHERE 0').run();
       const state = await sessions.load({ ...ctx, cookie });
       expect(state.session).not.toHaveProperty('user');
       expect(events.at(-1)?.type).toBe('corrupt_session');
@@ -379,7 +378,6 @@ describe('SqliteStore: purging expired sessions', () => {
     }
     expect(await purge).toBe(100_000);
     raw.close();
-    expect(remaining).toBeDefined();
     // Requests ran between batches, and each batch deleted exactly purgeBatchSize rows.
     expect(gets).toBeGreaterThanOrEqual(50);
     const between = seen.filter((v) => v > 0 && v < 100_000);
