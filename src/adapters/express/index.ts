@@ -142,3 +142,25 @@ export function session(options: ExpressSessionOptions): SessionMiddleware {
 }
 
 export type { Session, SessionApi, SessionData, SessionOptions } from '../../index.js';
+export {
+  type AuthFailure,
+  type AuthResult,
+  type AuthUser,
+  authenticate,
+  deviceLabel,
+  type LoginOptions,
+  type LogoutOptions,
+  listSessions,
+  login,
+  logout,
+  type RequireAuthOptions,
+  requireAuth,
+  requireRole,
+  revokeAllSessions,
+  revokeOtherSessions,
+  revokeSession,
+  type SessionInfo,
+  type StoreHolder,
+  setUserRoles,
+} from './auth.js';
+export { type CsrfOptions, csrf, csrfToken } from './csrf.js';
