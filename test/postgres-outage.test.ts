@@ -49,20 +49,20 @@ for (const { name, express } of expressVersions) {
       app.use(session({ secret: SECRET, store, storeTimeout: 2000, onError: () => {} }));
       app.get('/login', async (req, res) => {
         await req.session.regenerate();
-        (req.session as Record<string, unknown>).user = String(req.query.u);
+        (req.session as unknown as Record<string, unknown>).user = String(req.query.u);
         res.send('ok');
       });
       app.get('/count', (req, res) => {
-        const s = req.session as Record<string, unknown>;
+        const s = req.session as unknown as Record<string, unknown>;
         s.views = ((s.views as number | undefined) ?? 0) + 1;
         res.send(String(s.views));
       });
       app.get('/read', (req, res) => {
-        const s = req.session as Record<string, unknown>;
+        const s = req.session as unknown as Record<string, unknown>;
         res.json({ user: s.user ?? null, views: s.views ?? null });
       });
       app.get('/set/:k', (req, res) => {
-        (req.session as Record<string, unknown>)[String(req.params.k)] = Number(req.query.v);
+        (req.session as unknown as Record<string, unknown>)[String(req.params.k)] = Number(req.query.v);
         res.send('ok');
       });
       app.get('/keys', (req, res) => {
@@ -103,6 +103,7 @@ for (const { name, express } of expressVersions) {
       let outageTo = Number.POSITIVE_INFINITY;
       let stop = false;
       const outage = { count: 0, maxLatency: 0, statuses: new Set<number>(), setCookies: 0 };
+      const errors: string[] = [];
       const loops = clients.map(async (c, i) => {
         while (!stop) {
           const t0 = Date.now();
@@ -116,30 +117,35 @@ for (const { name, express } of expressVersions) {
             outage.statuses.add(r.status);
             outage.setCookies += r.setCookie.length;
           }
-          if (r.status !== 200 && r.status !== 503) throw new Error(`unexpected ${r.status}: ${r.body}`);
+          if (r.status !== 200 && r.status !== 503) errors.push(`unexpected ${r.status}: ${r.body}`);
           await sleep(5);
         }
       });
-
-      await sleep(400);
-      expect(Math.min(...acked)).toBeGreaterThan(0);
-      await server.stop('fast');
-      outageFrom = Date.now();
-      // Anonymous and new visitors during the outage: no cookie minted, 503 where the store is needed.
-      await sleep(600);
-      const fresh = await request(`${url}/count`);
-      expect(fresh.status).toBe(503);
-      expect(fresh.setCookie).toEqual([]);
-      const pub = await request(`${url}/public`);
-      expect(pub.status).toBe(200);
-      expect(pub.setCookie).toEqual([]);
-      outageTo = Date.now();
-      const snapshot = [...acked];
-
-      await server.start(); // same data dir, same port; the app is not restarted
-      await sleep(300);
-      stop = true;
-      await Promise.all(loops);
+      let snapshot: number[] = [];
+      try {
+        // Wait until every client has a count acknowledged (bounded), then kill the database.
+        const warm = Date.now() + 10_000;
+        while (Math.min(...acked) < 2 && Date.now() < warm) await sleep(20);
+        expect(Math.min(...acked)).toBeGreaterThan(0);
+        await server.stop('fast');
+        outageFrom = Date.now();
+        await sleep(600);
+        // New visitors during the outage: 503 where the store is needed, never a minted cookie.
+        const fresh = await request(`${url}/count`);
+        expect(fresh.status).toBe(503);
+        expect(fresh.setCookie).toEqual([]);
+        const pub = await request(`${url}/public`);
+        expect(pub.status).toBe(200);
+        expect(pub.setCookie).toEqual([]);
+        outageTo = Date.now();
+        snapshot = [...acked];
+        await server.start(); // same data dir, same port; the app is not restarted
+        await sleep(300);
+      } finally {
+        stop = true;
+        await Promise.all(loops);
+      }
+      expect(errors).toEqual([]);
 
       console.info(
         `[postgres outage ${name}] ${outage.count} requests during the outage, statuses ${[...outage.statuses].join(',')}, max latency ${outage.maxLatency} ms`,
@@ -147,7 +153,8 @@ for (const { name, express } of expressVersions) {
       expect(outage.count).toBeGreaterThan(10);
       expect([...outage.statuses]).toEqual([503]);
       expect(outage.setCookies).toBe(0);
-      expect(outage.maxLatency).toBeLessThan(1500);
+      // Refused connections fail at once; the bound is queryTimeout (1 s) plus scheduling slack on a busy CI box.
+      expect(outage.maxLatency).toBeLessThan(2500);
 
       // Recovery: every session is still there with at least every count acknowledged before.
       for (const [i, c] of clients.entries()) {

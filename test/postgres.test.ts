@@ -1,8 +1,9 @@
+import fc from 'fast-check';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isSeshError, OptionsError } from '../src/errors.js';
 import { PostgresStore, type PostgresStoreOptions } from '../src/stores/postgres/index.js';
-import { FakeClock } from '../src/testing/index.js';
+import { FakeClock, runStoreSuite } from '../src/testing/index.js';
 import type { StoredSession } from '../src/types.js';
 import { makePool, type PgServer, startPostgres, uniqueTable } from './support/postgres.js';
 
@@ -37,6 +38,20 @@ function record(clock: FakeClock, over: Partial<StoredSession> = {}): StoredSess
 async function rows(table: string): Promise<Record<string, unknown>[]> {
   return (await pool.query(`SELECT * FROM "public"."${table}" ORDER BY key`)).rows;
 }
+
+runStoreSuite(
+  ({ clock }) => {
+    const table = uniqueTable('suite');
+    const store = new PostgresStore({ pool, clock, table, purgeInterval: 0 });
+    return {
+      store,
+      cleanup: async () => {
+        await pool.query(`DROP TABLE IF EXISTS public."${table}"; DROP TABLE IF EXISTS public."${table}_migrations"`);
+      },
+    };
+  },
+  { name: 'PostgresStore passes the sesh store conformance suite', require: ['userIndex', 'purge', 'close'], describe, it },
+);
 
 describe('PostgresStore contract on a real PostgreSQL', () => {
   it('creates, reads fresh copies, and refuses to create over a live row', async () => {
@@ -152,6 +167,32 @@ describe('PostgresStore contract on a real PostgreSQL', () => {
     const raw = (await pool.query(`SELECT data::text AS d FROM "public"."${table}" WHERE key = 'k2'`)).rows[0]?.d as string;
     expect(raw).not.toContain('__proto__');
     expect(raw).toContain('"y": 1');
+  });
+
+  it('round-trips any string PostgreSQL cannot hold as such (NUL, lone surrogates), as values and keys', async () => {
+    const { store, clock } = makeStore();
+    const unit = fc.oneof(
+      fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)),
+      fc.constantFrom('\u0000', '\uFDD0', '\uD800', '\uDFFF', '"', '\\', 'é', '😀'),
+    );
+    const str = fc.string({ unit, maxLength: 12 });
+    const key = str.filter((k) => !['__proto__', 'constructor', 'prototype'].includes(k));
+    const value = fc.oneof(str, fc.array(str, { maxLength: 3 }), fc.dictionary(key, str, { maxKeys: 3 }), fc.integer());
+    let n = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.dictionary(key, value, { maxKeys: 4 }), fc.dictionary(key, value, { maxKeys: 3 }), async (data, set) => {
+        const k = `prop${n++}`;
+        expect(await store.create(k, record(clock, { data, meta: { ua: Object.keys(data).join('|') } }))).toBe(true);
+        expect((await store.get(k))?.data).toEqual(data);
+        const unset = Object.keys(data).slice(0, 1);
+        expect(await store.patch(k, { set, unset, expiresAt: clock.now() + 1000 })).toBe(true);
+        const expected: Record<string, unknown> = { ...data };
+        for (const u of unset) delete expected[u];
+        Object.assign(expected, set);
+        expect((await store.get(k))?.data).toEqual(expected);
+      }),
+      { numRuns: 60 },
+    );
   });
 
   it('lists and destroys the sessions of a user, with exceptKeys, ignoring expired rows', async () => {

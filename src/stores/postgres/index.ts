@@ -1,7 +1,8 @@
 import { type Clock, systemClock } from '../../clock.js';
 import { OptionsError, SeshError, StoreUnavailableError } from '../../errors.js';
-import { type BaseStoreOptions, FORBIDDEN_KEYS, parseStoredJson, type Store } from '../../store.js';
+import { type BaseStoreOptions, FORBIDDEN_KEYS, type Store } from '../../store.js';
 import type { SessionMeta, SessionPatch, StoredSession, StoredSessionEntry } from '../../types.js';
+import { fromJsonb, keyToJsonb, toJsonb } from './json.js';
 import {
   MIGRATIONS,
   type PostgresTableOptions,
@@ -91,16 +92,16 @@ function jsonObject(values: Readonly<Record<string, unknown>> | undefined, dropp
   const parts: string[] = [];
   for (const k of Object.keys(values)) {
     if (FORBIDDEN_KEYS.has(k)) continue;
-    const json = JSON.stringify(values[k]);
+    const json = toJsonb(values[k]);
     if (json === undefined) dropped?.push(k);
-    else parts.push(`${JSON.stringify(k)}:${json}`);
+    else parts.push(`${JSON.stringify(keyToJsonb(k))}:${json}`);
   }
   return `{${parts.join(',')}}`;
 }
 
 function readObject(text: unknown): Record<string, unknown> {
   if (typeof text !== 'string') return {};
-  return parseStoredJson(text) as Record<string, unknown>;
+  return fromJsonb(text) as Record<string, unknown>;
 }
 
 function toSession(row: Record<string, unknown>): StoredSession {
@@ -271,6 +272,8 @@ export class PostgresStore implements Store {
     const metaUnset = [...(patch.metaUnset ?? [])];
     const set = jsonObject(patch.set, unset);
     const metaSet = jsonObject(patch.metaSet, metaUnset);
+    for (let i = 0; i < unset.length; i++) unset[i] = keyToJsonb(unset[i] as string);
+    for (let i = 0; i < metaUnset.length; i++) metaUnset[i] = keyToJsonb(metaUnset[i] as string);
     const r = await this.#query('patch', this.#sql.patch, [
       key,
       unset,
