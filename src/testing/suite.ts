@@ -332,10 +332,11 @@ const cases: Case[] = [
   },
   {
     group: 'patch',
-    name: 'metaSet and metaUnset merge per key and leave data alone',
+    name: 'metaSet and metaUnset merge per key and leave data (even same-named keys) alone',
     async run({ store, clock }) {
       const key = newKey();
-      const s = record(clock, { data: { d: 1 }, meta: { ip: '198.51.100.1', userAgent: 'UA', remember: false } });
+      // A data key with the same name as a meta key stays separate from it.
+      const s = record(clock, { data: { d: 1, remember: 'data' }, meta: { ip: '198.51.100.1', userAgent: 'UA', remember: false } });
       await store.create(key, s);
       const expiresAt = clock.now() + 20 * MINUTE;
       assert.equal(
