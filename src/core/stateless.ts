@@ -5,7 +5,7 @@ import { OptionsError, SeshError, SessionTooLargeError, StoreUnavailableError } 
 import { type ResolvedOptions, resolveOptions, type SessionOptions } from '../options.js';
 import { applyPatch, parseStoredJson, type Store } from '../store.js';
 import type { DataRecord, SeshEventType, SessionData, SessionMeta, SessionPatch, StoredSession } from '../types.js';
-import type { CommitResult } from './engine.js';
+import type { CommitResult, Sessions } from './engine.js';
 import type { EngineInternals, RequestContext } from './internals.js';
 import { SessionState } from './session.js';
 import { storeKeyOf } from './token.js';
@@ -98,12 +98,17 @@ export interface StatelessPayload {
 /** Result of {@link StatelessSessions.openCookie}. */
 export type StatelessOpenResult = { ok: true; payload: StatelessPayload; keyIndex: number } | { ok: false; reason: StatelessRejection };
 
-/** The stateless engine. Adapters use it exactly like the engine of `createSessions`. */
-export interface StatelessSessions<D = SessionData> {
+/**
+ * The stateless engine. It is a {@link Sessions} engine, so adapters and the auth helpers use it
+ * exactly like the engine of `createSessions`; its `store` holds nothing (sessions live in the
+ * cookie) and has no per-user index, so `listSessions`/`revokeAllSessions` answer `NOT_SUPPORTED`:
+ * use {@link StatelessSessions.revokeUser} instead.
+ */
+export interface StatelessSessions<D = SessionData> extends Sessions<D> {
   /** The validated options with defaults filled in. */
   readonly options: ResolvedOptions;
-  /** The revocation store, if any. */
-  readonly store: Store | undefined;
+  /** The revocation store, if any (deny-list and per-user "valid after" entries only). */
+  readonly revocationStore: Store | undefined;
   /** The application ID bound into sealed values. */
   readonly appId: string;
   /** Most cookies one session may use. */
@@ -128,11 +133,18 @@ export interface StatelessSessions<D = SessionData> {
   revokeUser(userId: string): Promise<void>;
   /** Deny-list one session ID until `until` (ms). Needs the revocation store. */
   revokeSession(sid: string, until: number): Promise<void>;
-  /** Keyed hash of a session ID, safe for logs. */
-  sidHash(id: string): string;
   /** Close the revocation store if it owns resources. */
   close(): Promise<void>;
 }
+
+/** The `store` of a stateless engine: sessions are in the cookie, so there is nothing to find. */
+const cookieOnlyStore: Store = Object.freeze({
+  get: async () => null,
+  create: async () => false,
+  patch: async () => false,
+  touch: async () => false,
+  destroy: async () => false,
+});
 
 interface LoadedCookie {
   sid: string;
@@ -520,7 +532,11 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
       chunks.push(values);
     }
     const first = chunks[0] as string[];
-    if (first.length === 0) return out;
+    if (first.length === 0) {
+      // Later chunks without a first one are leftovers: one invalid candidate, so they get cleared.
+      if (chunks.some((c) => c.length > 0)) out.push('');
+      return out;
+    }
     const m = first.length === 1 ? CHUNK0.exec(first[0] as string) : null;
     const n = m ? Number(m[1]) : 0;
     let token = m ? (m[2] as string) : '';
@@ -688,7 +704,10 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
 
   return {
     options: opts,
-    store: revocation,
+    store: cookieOnlyStore,
+    capabilities: { userIndex: false, purge: false, close: typeof revocation?.close === 'function' },
+    storeKey: storeKeyOf,
+    revocationStore: revocation,
     appId,
     maxChunks,
     load,

@@ -1,5 +1,5 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { attachSessionState, hasSessionState } from '../adapters/express/index.js';
+import { isRegistered, register } from '../adapters/express/registry.js';
 import { deferUntilCommitted } from '../adapters/express/response.js';
 import {
   createStatelessSessions,
@@ -60,7 +60,7 @@ export function session(options: StatelessExpressOptions): StatelessMiddleware {
     });
 
   const middleware = async (req: Request, res: Response, next: NextFunction): Promise<void> => {
-    if (hasSessionState(req)) {
+    if (isRegistered(req)) {
       next();
       return;
     }
@@ -77,7 +77,9 @@ export function session(options: StatelessExpressOptions): StatelessMiddleware {
       next(err);
       return;
     }
-    attachSessionState(req, state);
+    // Registered like the server-side middleware, so getSessionState(req), getSessions(req) and
+    // the auth helpers of sesh/express work unchanged.
+    register(req, state, sessions);
     let pending: Promise<void> | null = null;
     // `req.session = null` ends the session, as with cookie-session; anything else is refused.
     Object.defineProperty(req, 'session', {
@@ -114,7 +116,7 @@ export function session(options: StatelessExpressOptions): StatelessMiddleware {
   });
 }
 
-export { getSessionState } from '../adapters/express/index.js';
+export { getSessionState, getSessions } from '../adapters/express/registry.js';
 export type {
   Session,
   SessionApi,
