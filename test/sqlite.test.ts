@@ -225,6 +225,16 @@ describe('SqliteStore: startup and bad input', () => {
     expect(err.message).toMatch(/writable location/);
   });
 
+  it('a database the process can only read fails at startup, not on the first request', () => {
+    const path = file();
+    new SqliteStore({ path, purgeInterval: 0 }).close();
+    const readonly = new Database(path, { readonly: true });
+    const err = thrown(() => new SqliteStore({ database: readonly })) as Error;
+    readonly.close();
+    expect(isSeshError(err, 'INVALID_OPTIONS')).toBe(true);
+    expect(err.message).toMatch(/cannot write/);
+  });
+
   it('a file that is not a SQLite database fails clearly and is left byte-for-byte untouched', () => {
     const path = join(dir, 'notes.txt');
     const content = 'These are my notes, not a database.\n'.repeat(200);

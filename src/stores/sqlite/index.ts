@@ -220,7 +220,7 @@ export class SqliteStore implements Store {
       this.#s = prepareStatements(this.#db, table);
     } catch (err) {
       if (this.#owned) this.#db.close();
-      throw openError(this.path ?? '(the database handle you passed)', err);
+      throw openError(this.path ?? 'given as `database`', err);
     }
 
     if (interval > 0) {

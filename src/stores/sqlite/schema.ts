@@ -50,11 +50,11 @@ export function migrate(db: SqliteDatabase, table: string): MigrationResult {
     const from = row ? Number(row.version) : 0;
     if (from > SCHEMA_VERSION) throw new NewerSchemaError(from);
     for (let v = from; v < SCHEMA_VERSION; v++) db.exec((MIGRATIONS[v] as (t: string) => string)(table));
-    if (from !== SCHEMA_VERSION) {
-      db.prepare(
-        `INSERT INTO ${VERSION_TABLE} (table_name, version) VALUES (?, ?) ON CONFLICT(table_name) DO UPDATE SET version = excluded.version`,
-      ).run(table, SCHEMA_VERSION);
-    }
+    // Always write (even when the version is current): a file the OS lets us open only read-only
+    // fails here, at startup, instead of on the first request.
+    db.prepare(
+      `INSERT INTO ${VERSION_TABLE} (table_name, version) VALUES (?, ?) ON CONFLICT(table_name) DO UPDATE SET version = excluded.version`,
+    ).run(table, SCHEMA_VERSION);
     db.exec('COMMIT');
     return { from, to: SCHEMA_VERSION };
   } catch (err) {
