@@ -341,6 +341,36 @@ describe('PostgresStore failures', () => {
     await deadPool.end();
   });
 
+  it('an app pool without an error listener does not crash when idle connections die; close() detaches', async () => {
+    const { Pool } = (await import('pg')).default;
+    const bare = new Pool({ ...server.config, max: 3, application_name: 'sesh-bare' });
+    try {
+      const store = new PostgresStore({ pool: bare, table: uniqueTable(), purgeInterval: 0 });
+      expect(bare.listenerCount('error')).toBe(1);
+      const clock = new FakeClock();
+      await Promise.all([store.create('a', record(clock)), store.create('b', record(clock)), store.get('c')]);
+      expect(bare.idleCount).toBeGreaterThan(0);
+      const killed = await pool.query(
+        `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = 'sesh-bare'`,
+      );
+      expect(killed.rows[0]?.n).toBeGreaterThan(0);
+      const deadline = Date.now() + 3000;
+      while (bare.totalCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      expect(bare.totalCount).toBe(0); // the dead idle clients were dropped, the process is alive
+      expect((await store.get('a'))?.data).toEqual({ a: 1 });
+      await store.close();
+      expect(bare.listenerCount('error')).toBe(0);
+      // An app that attached its own listener keeps it, and the store adds none.
+      const own = () => {};
+      bare.on('error', own);
+      const s2 = new PostgresStore({ pool: bare, table: uniqueTable(), purgeInterval: 0 });
+      expect(bare.listeners('error')).toEqual([own]);
+      await s2.close();
+    } finally {
+      await bare.end();
+    }
+  });
+
   it('bounds a hung query by queryTimeout and discards that client', async () => {
     const { store, clock, table } = makeStore({ queryTimeout: 300 });
     await store.create('k', record(clock));
