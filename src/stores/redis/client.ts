@@ -46,9 +46,23 @@ export function driverFor(client: unknown): Driver {
       const io = client as IoRedisLike;
       // ioredis' Cluster has `nodes()`; a plain Redis instance has none.
       const cluster = typeof c.nodes === 'function';
+      // Once the client has been ready, any other state means the connection was lost: while it
+      // reconnects ('connecting', 'connect' included) commands would only wait in its offline queue.
+      // Before the first 'ready' (startup, lazyConnect) commands go through, bounded by the timeout.
+      let wasReady = false;
       return {
         kind: cluster ? 'ioredis-cluster' : 'ioredis',
-        notReady: () => (IOREDIS_DOWN.has(io.status) ? `the ioredis ${cluster ? 'cluster' : 'client'} is ${io.status}` : undefined),
+        notReady: () => {
+          const status = io.status;
+          if (status === 'ready') {
+            wasReady = true;
+            return undefined;
+          }
+          if (IOREDIS_DOWN.has(status) || (wasReady && status !== 'wait')) {
+            return `the ioredis ${cluster ? 'cluster' : 'client'} is ${status}`;
+          }
+          return undefined;
+        },
         send: (_key, args) => io.call(args[0] as string, args.slice(1)),
       };
     }
