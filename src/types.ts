@@ -120,4 +120,9 @@ export interface SeshEvent {
   detail?: string;
   /** The underlying error, for `store_error`. */
   error?: unknown;
+  /**
+   * Client IP of the request, on cookie-check events (`invalid_signature`, `malformed_cookie`,
+   * `duplicate_cookie`, `unknown_session`), for app-level rate limiting.
+   */
+  ip?: string;
 }

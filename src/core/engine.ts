@@ -5,6 +5,7 @@ import { type ResolvedOptions, resolveOptions, type SessionOptions } from '../op
 import { type Store, type StoreCapabilities, storeCapabilities } from '../store.js';
 import type { SeshEventType, SessionData, StoredSession } from '../types.js';
 import { isValidRecord } from './data.js';
+import { deadlineRunner } from './deadline.js';
 import type { EngineInternals, RequestContext } from './internals.js';
 import { SessionState } from './session.js';
 import { MAX_TOKEN_LENGTH, signToken, storeKeyOf, verifyToken } from './token.js';
@@ -89,28 +90,19 @@ export function createSessions<D = SessionData>(options: SessionOptions & { stor
   const timeoutMs = opts.storeTimeout;
 
   const sidHash = (id: string) => hmac(logKey, id).slice(0, 22);
+  // One shared timer for every store call's storeTimeout (not a timer and a Promise.race per call).
+  const deadlines = deadlineRunner(
+    timeoutMs,
+    (operation) =>
+      new StoreUnavailableError(operation, `The session store did not answer ${operation} within ${timeoutMs} ms (storeTimeout).`),
+  );
 
   const internals: EngineInternals = {
     options: opts,
     store,
     async call(operation, fn) {
-      let timer: NodeJS.Timeout | undefined;
       try {
-        return await Promise.race([
-          fn(store),
-          new Promise<never>((_, reject) => {
-            timer = setTimeout(
-              () =>
-                reject(
-                  new StoreUnavailableError(
-                    operation,
-                    `The session store did not answer ${operation} within ${timeoutMs} ms (storeTimeout).`,
-                  ),
-                ),
-              timeoutMs,
-            );
-          }),
-        ]);
+        return await deadlines.run(operation, fn, store);
       } catch (err) {
         const e =
           err instanceof StoreUnavailableError
@@ -122,15 +114,14 @@ export function createSessions<D = SessionData>(options: SessionOptions & { stor
               );
         if (onEvent) onEvent({ type: 'store_error', detail: e.message, error: e });
         throw e;
-      } finally {
-        clearTimeout(timer);
       }
     },
-    emit(type: SeshEventType, sid?: string | null, detail?: string) {
+    emit(type: SeshEventType, sid?: string | null, detail?: string, ip?: string) {
       if (!onEvent) return;
       const event: Parameters<typeof onEvent>[0] = { type };
       if (sid) event.sidHash = sidHash(sid);
       if (detail) event.detail = detail;
+      if (ip) event.ip = ip;
       onEvent(event);
     },
     expiresAt(createdAt, lastSeen) {
@@ -167,7 +158,7 @@ export function createSessions<D = SessionData>(options: SessionOptions & { stor
     for (const value of values) {
       const check = verifyToken(macRing, value);
       if (!check.ok) {
-        internals.emit(check.reason);
+        internals.emit(check.reason, null, undefined, ctx.ip);
         continue;
       }
       if (check.id !== id) {
@@ -178,13 +169,13 @@ export function createSessions<D = SessionData>(options: SessionOptions & { stor
     }
     if (distinct !== 1 || id === undefined) {
       // No valid value, or two different valid sessions (cookie tossing): trust neither.
-      if (distinct > 1) internals.emit('duplicate_cookie');
+      if (distinct > 1) internals.emit('duplicate_cookie', null, undefined, ctx.ip);
       return new SessionState<D>(internals, ctx, null, true);
     }
     const key = storeKeyOf(id);
     const record = await internals.call('get', (s) => s.get(key));
     if (record === null || record === undefined) {
-      internals.emit('unknown_session', id);
+      internals.emit('unknown_session', id, undefined, ctx.ip);
       return new SessionState<D>(internals, ctx, null, true);
     }
     if (!isValidRecord(record)) {

@@ -24,7 +24,7 @@ export interface EngineInternals {
   readonly store: Store;
   /** Run one store operation with the per-operation timeout; failures become StoreUnavailableError. */
   call<T>(operation: string, fn: (store: Store) => Promise<T>): Promise<T>;
-  emit(type: SeshEventType, sid?: string | null, detail?: string): void;
+  emit(type: SeshEventType, sid?: string | null, detail?: string, ip?: string): void;
   expiresAt(createdAt: number, lastSeen: number): number;
   remainingLifetime(createdAt: number): number;
   isLive(record: StoredSession): boolean;
