@@ -8,6 +8,8 @@ export const entries = {
   'stores/sqlite': 'src/stores/sqlite/index.ts',
   'stores/postgres': 'src/stores/postgres/index.ts',
   'stores/redis': 'src/stores/redis/index.ts',
+  'stores/connect': 'src/stores/connect/index.ts',
+  'express-session': 'src/compat/index.ts',
   stateless: 'src/stateless/index.ts',
   testing: 'src/testing/index.ts',
 };

@@ -424,3 +424,11 @@ export const session: SessionFunction = Object.assign(sessionMiddleware, {
 });
 
 export default session;
+
+// CommonJS build: make `require('sesh/express-session')` return the factory itself, as
+// `require('express-session')` does. `default` and `session` point back at it, so
+// `require(...).default` and compiled `import session from` keep working. Skipped in the ESM build.
+if (typeof module !== 'undefined' && module !== null && typeof module.exports === 'object') {
+  Object.assign(session, { default: session, session });
+  module.exports = session;
+}
