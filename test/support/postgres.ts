@@ -5,7 +5,7 @@
  * gets its own data dir, socket dir and port.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,7 +50,7 @@ function runAs(): RunAs | undefined {
   }
   return {
     ...found,
-    prefix: ['setpriv', `--reuid=${found.uid}`, `--regid=${found.gid}`, '--clear-groups', '--'],
+    prefix: ['setpriv', `--reuid=${found.uid}`, `--regid=${found.gid}`, '--clear-groups', '--pdeathsig', 'SIGKILL', '--'],
   };
 }
 
@@ -107,11 +107,49 @@ function installExitHook(): void {
 }
 
 /**
+ * Delete data dirs left by test processes that were killed outright (no afterAll, no exit hook):
+ * older than 10 minutes and with no running postmaster. Fresh dirs of concurrent tests are kept.
+ */
+function removeStaleDirs(): void {
+  const root = tmpdir();
+  let names: string[];
+  try {
+    names = readdirSync(root).filter((n) => n.startsWith('sesh-pg-'));
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const dir = join(root, n);
+    try {
+      if (Date.now() - statSync(dir).mtimeMs < 10 * 60_000) continue;
+      const pidFile = join(dir, 'data', 'postmaster.pid');
+      if (existsSync(pidFile)) {
+        const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+        if (pid > 0 && isAlive(pid)) continue;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // raced with its owner: leave it
+    }
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
  * Start a fresh PostgreSQL server (initdb + postgres). Resolves once it accepts connections.
  * Always pair with `destroy()` in `afterAll`.
  */
 export async function startPostgres(): Promise<PgServer> {
   installExitHook();
+  removeStaleDirs();
   const as = runAs();
   const base = mkdtempSync(join(tmpdir(), 'sesh-pg-'));
   const dataDir = join(base, 'data');
