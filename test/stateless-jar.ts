@@ -20,7 +20,7 @@ export class Jar {
       const pair = line.split(';')[0] as string;
       const eq = pair.indexOf('=');
       const name = pair.slice(0, eq);
-      if (/;\s*Max-Age=0/i.test(line)) this.cookies.delete(name);
+      if (/;\s*Max-Age=0|;\s*expires=Thu, 01 Jan 1970/i.test(line)) this.cookies.delete(name);
       else this.cookies.set(name, pair.slice(eq + 1));
     }
   }
