@@ -203,6 +203,7 @@ describe('SqliteStore: startup and bad input', () => {
       { driver: 'sqlite3' },
       { path: '' },
       { path: file(), database: new Database(':memory:') },
+      { onBackgroundError: 'log' },
     ]) {
       const err = thrown(() => new SqliteStore(o as SqliteStoreOptions));
       expect(isSeshError(err, 'INVALID_OPTIONS'), JSON.stringify(Object.keys(o))).toBe(true);
@@ -411,6 +412,19 @@ describe('SqliteStore: purging expired sessions', () => {
     expect(rows()).toBe(1);
     await s.close();
     raw.close();
+  });
+
+  it('reports a failing background purge to onBackgroundError and keeps going', async () => {
+    const handle = new Database(':memory:');
+    const errors: unknown[] = [];
+    const s = new SqliteStore({ database: handle, purgeInterval: 10, onBackgroundError: (e) => errors.push(e) });
+    open.push(s);
+    handle.exec('DROP TABLE sesh_sessions');
+    for (let i = 0; i < 200 && errors.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(errors.length).toBeGreaterThanOrEqual(2);
+    expect(String(errors[0])).toMatch(/no such table/);
+    await s.close();
+    handle.close();
   });
 
   it('a purge call during a running purge joins it', async () => {

@@ -46,6 +46,8 @@ export interface SqliteStoreOptions extends BaseStoreOptions {
   purgeInterval?: number;
   /** Rows deleted per statement while purging; the event loop runs between batches. Default 1000. */
   purgeBatchSize?: number;
+  /** Called when a background purge fails (it is retried at the next interval). Default: `console.warn`. */
+  onBackgroundError?: (error: unknown) => void;
 }
 
 interface Row {
@@ -178,6 +180,12 @@ export class SqliteStore implements Store {
     if (driver !== 'auto' && driver !== 'better-sqlite3' && driver !== 'node:sqlite') {
       throw new OptionsError(`SqliteStore \`driver\` must be 'auto', 'better-sqlite3' or 'node:sqlite'; got ${JSON.stringify(driver)}.`);
     }
+    const onBackgroundError =
+      options.onBackgroundError ??
+      ((err: unknown) => {
+        console.warn('[sesh] SQLite store: purging expired sessions failed (will retry):', err);
+      });
+    if (typeof onBackgroundError !== 'function') throw new OptionsError('SqliteStore `onBackgroundError` must be a function.');
     this.#clock = options.clock ?? systemClock;
 
     if (options.database !== undefined) {
@@ -225,9 +233,8 @@ export class SqliteStore implements Store {
 
     if (interval > 0) {
       this.#timer = setInterval(() => {
-        this.purgeExpired().catch((err: unknown) => {
-          console.warn('[sesh] SQLite store: purging expired sessions failed (will retry):', err);
-        });
+        if (this.#closed) return;
+        this.purgeExpired().catch(onBackgroundError);
       }, interval);
       this.#timer.unref();
     }
