@@ -289,6 +289,28 @@ describe('SqliteStore: startup and bad input', () => {
     expect(out.message).toContain('13.x requires Node 22');
   });
 
+  it('refuses better-sqlite3 13.x on Node < 22 before loading it (it would crash the process)', async () => {
+    const fake = mkdtempSync(join(dir, 'fake-bs3-'));
+    writeFileSync(join(fake, 'package.json'), '{"name":"better-sqlite3","version":"13.0.1"}');
+    writeFileSync(join(fake, 'index.js'), 'console.log("LOADED"); process.exit(3);');
+    const script = `
+      import { SqliteStore } from ${JSON.stringify(join(ROOT, 'src/stores/sqlite/index.ts'))};
+      try { new SqliteStore({ path: ${JSON.stringify(file())} }); console.log('opened'); }
+      catch (err) { console.log(JSON.stringify({ code: err.code, message: err.message })); }`;
+    const r = await runNode(['--require', './test/fixtures/sqlite-no-driver.cjs', '--import', TSX, '--input-type=module', '-e', script], {
+      env: { FAKE_BETTER_SQLITE3_DIR: fake },
+    });
+    const nodeMajor = Number.parseInt(process.versions.node, 10);
+    if (nodeMajor < 22) {
+      expect(r.stdout).not.toContain('LOADED');
+      const out = JSON.parse(r.stdout.trim()) as { code: string; message: string };
+      expect(out.code).toBe('DRIVER_MISSING');
+      expect(out.message).toContain('npm install better-sqlite3@12');
+    } else {
+      expect(r.stdout).toContain('LOADED');
+    }
+  });
+
   it('uses ./.sesh/sessions.db by default, then SESH_SQLITE_PATH, then the path option; the purge timer never keeps the process alive', async () => {
     const cwd = mkdtempSync(join(dir, 'cwd-'));
     const script = `

@@ -50,10 +50,35 @@ function isModuleNotFound(err: unknown, name: string): boolean {
   );
 }
 
+/** better-sqlite3 13.x is built for Node 22+ and crashes the process on older Node: refuse it first. */
+function checkVersion(req: NodeRequire): void {
+  let version: unknown;
+  try {
+    version = (req('better-sqlite3/package.json') as { version?: unknown }).version;
+  } catch {
+    return; // no readable package.json: let the require below decide
+  }
+  const major = typeof version === 'string' ? Number.parseInt(version, 10) : Number.NaN;
+  const nodeMajor = Number.parseInt(process.versions.node, 10);
+  if (major >= 13 && nodeMajor < 22) {
+    throw new SeshError(
+      'DRIVER_MISSING',
+      `better-sqlite3 ${String(version)} is installed, but 13.x requires Node 22 and this is Node ${process.versions.node}. Install the 12.x line: \`npm install better-sqlite3@12\`.`,
+    );
+  }
+}
+
 function loadBetterSqlite3(): Opener | null {
   let mod: unknown;
+  const req = requireFn();
   try {
-    mod = requireFn()('better-sqlite3');
+    req.resolve('better-sqlite3');
+  } catch (err) {
+    if (isModuleNotFound(err, 'better-sqlite3')) return null;
+  }
+  checkVersion(req);
+  try {
+    mod = req('better-sqlite3');
   } catch (err) {
     if (isModuleNotFound(err, 'better-sqlite3')) return null;
     // Installed but unusable: usually a native build for another Node version (or 13.x on Node 20).
