@@ -18,6 +18,8 @@ let server: RedisServer | undefined;
 let cluster: RedisCluster | undefined;
 let io: IORedis | undefined;
 let nodeRedis: NodeClient | undefined;
+const resp3Client = (url: string) => createClient({ url, RESP: 3 });
+let nodeRedis3: ReturnType<typeof resp3Client> | undefined;
 let ioCluster: Cluster | undefined;
 let nodeCluster: NodeCluster | undefined;
 /** Client errors are expected only in outage tests; here they fail the run at the end. */
@@ -29,12 +31,16 @@ beforeAll(async () => {
   io.on('error', (e) => clientErrors.push(e));
   nodeRedis = createClient({ url: server.url });
   nodeRedis.on('error', (e) => clientErrors.push(e));
+  // RESP3 answers HGETALL with a map, not a flat array: the store must read both.
+  nodeRedis3 = resp3Client(server.url);
+  nodeRedis3.on('error', (e) => clientErrors.push(e));
   ioCluster = new Cluster(cluster.startupNodes, { redisOptions: { maxRetriesPerRequest: 1 } });
   ioCluster.on('error', (e) => clientErrors.push(e));
   nodeCluster = createCluster({ rootNodes: cluster.startupNodes.map((n) => ({ url: `redis://${n.host}:${n.port}` })) });
   nodeCluster.on('error', (e) => clientErrors.push(e));
   await Promise.all([
     nodeRedis.connect(),
+    nodeRedis3.connect(),
     nodeCluster.connect(),
     new Promise<void>((resolve, reject) => {
       ioCluster?.once('ready', () => resolve());
@@ -45,7 +51,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.allSettled([io?.quit(), ioCluster?.quit(), nodeRedis?.quit(), nodeCluster?.quit()]);
+  await Promise.allSettled([io?.quit(), ioCluster?.quit(), nodeRedis?.quit(), nodeRedis3?.quit(), nodeCluster?.quit()]);
   await Promise.allSettled([server?.dispose(), cluster?.dispose()]);
   if (clientErrors.length > 0) throw new Error(`unexpected client errors: ${clientErrors.map(String).join('; ')}`);
 });
@@ -60,6 +66,7 @@ function need<T>(v: T | undefined): T {
 const variants = [
   { name: 'standalone, ioredis', client: () => need(io) },
   { name: 'standalone, node-redis', client: () => need(nodeRedis) },
+  { name: 'standalone, node-redis RESP3', client: () => need(nodeRedis3) },
   { name: 'Cluster, ioredis', client: () => need(ioCluster) },
   { name: 'Cluster, node-redis', client: () => need(nodeCluster) },
 ] as const;

@@ -84,7 +84,8 @@ export function driverFor(client: unknown): Driver {
       return {
         kind: 'node-redis-cluster',
         notReady: () => (nc.isOpen ? undefined : 'the node-redis cluster is not connected (call `await cluster.connect()` at startup)'),
-        send: (key, args, readonly) => nc.sendCommand(key, readonly, args),
+        // Never read from replicas (`useReplicas`): a session read must see the write just made.
+        send: (key, args) => nc.sendCommand(key, false, args),
       };
     }
   }
