@@ -352,14 +352,13 @@ export async function revokeOtherSessions(ctx: AuthContext): Promise<number> {
 export type StoreHolder = Sessions<SessionData> | { readonly sessions: Sessions<SessionData> } | Store;
 
 function resolveHolder(target: StoreHolder): { store: Store; sessions: Sessions<SessionData> | null } {
-  if (target && typeof target === 'object' && 'sessions' in target && target.sessions && 'store' in target.sessions) {
-    return { store: target.sessions.store, sessions: target.sessions };
+  // The Express middleware is a function carrying `.sessions`; the engine has `store` and `options`.
+  const t = target as Partial<{ sessions: Sessions<SessionData>; store: Store; options: unknown; get: unknown }> | null;
+  if (t && (typeof t === 'object' || typeof t === 'function')) {
+    if (t.sessions && typeof t.sessions === 'object' && 'store' in t.sessions) return { store: t.sessions.store, sessions: t.sessions };
+    if (t.store && t.options) return { store: t.store, sessions: t as Sessions<SessionData> };
+    if (typeof t.get === 'function') return { store: t as Store, sessions: null };
   }
-  if (target && typeof target === 'object' && 'store' in target && 'options' in target) {
-    const s = target as Sessions<SessionData>;
-    return { store: s.store, sessions: s };
-  }
-  if (target && typeof (target as Store).get === 'function') return { store: target as Store, sessions: null };
   throw new SeshError('INVALID_OPTIONS', 'Pass the session middleware, its `.sessions` engine, or a Store.');
 }
 
