@@ -227,11 +227,12 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
   /** Longest cookie value worth opening: anything longer cannot come from us. */
   const maxValue = MAX_COOKIE_BYTES * MAX_CHUNKS;
 
-  function emit(type: SeshEventType, sid?: string | null, detail?: string): void {
+  function emit(type: SeshEventType, sid?: string | null, detail?: string, ip?: string): void {
     if (!onEvent) return;
     const event: Parameters<typeof onEvent>[0] = { type };
     if (sid) event.sidHash = sidHash(sid);
     if (detail) event.detail = detail;
+    if (ip) event.ip = ip;
     onEvent(event);
   }
 
@@ -563,7 +564,8 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
     for (const value of values) {
       const r = openCookie(value);
       if (!r.ok) {
-        emit(r.reason === 'expired' ? 'expired' : r.reason === 'malformed' ? 'malformed_cookie' : 'invalid_signature', null, r.reason);
+        const type = r.reason === 'expired' ? 'expired' : r.reason === 'malformed' ? 'malformed_cookie' : 'invalid_signature';
+        emit(type, null, r.reason, ctx.ip);
         continue;
       }
       if (r.payload.sid !== found?.payload.sid) {
@@ -575,7 +577,7 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
     }
     if (distinct !== 1 || found === undefined) {
       // No valid value, or two different valid sessions (cookie tossing): trust neither.
-      if (distinct > 1) emit('duplicate_cookie');
+      if (distinct > 1) emit('duplicate_cookie', null, undefined, ctx.ip);
       return newState(scope, ctx, null, true);
     }
     const p = found.payload;
