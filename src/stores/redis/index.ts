@@ -93,6 +93,7 @@ export class RedisStore implements Store {
     return `${this.#prefix}u:{${userId}}`;
   }
 
+  /** Read a session: one `HGETALL`; `null` when absent or expired by the store's clock. */
   async get(key: string): Promise<StoredSession | null> {
     return this.#guard('get', async () => {
       const reply = await this.#driver.send(this.sessionKey(key), ['HGETALL', this.sessionKey(key)], true);
@@ -102,6 +103,7 @@ export class RedisStore implements Store {
     });
   }
 
+  /** Insert-if-absent (one script); indexes the user first when the session is bound to one. */
   async create(key: string, session: StoredSession): Promise<boolean> {
     return this.#guard('create', async () => {
       const at = expiryMs(session.expiresAt);
@@ -121,6 +123,7 @@ export class RedisStore implements Store {
     });
   }
 
+  /** Per-field update of a live session (one script, update-if-exists); keeps the user index in step. */
   async patch(key: string, patch: SessionPatch): Promise<boolean> {
     return this.#guard('patch', async () => {
       const at = expiryMs(patch.expiresAt);
@@ -161,6 +164,7 @@ export class RedisStore implements Store {
     });
   }
 
+  /** Move `lastSeen`/`expiresAt` of a live session (one script, update-if-exists). */
   async touch(key: string, lastSeen: number, expiresAt: number): Promise<boolean> {
     return this.#guard('touch', async () => {
       const at = expiryMs(expiresAt);
@@ -174,6 +178,7 @@ export class RedisStore implements Store {
     });
   }
 
+  /** Delete a session (one script); resolves `true` when a live one was deleted. */
   async destroy(key: string): Promise<boolean> {
     return this.#guard('destroy', async () => {
       const reply = toArray(await this.#eval(DESTROY, this.sessionKey(key), [String(this.#clock.now())]));
@@ -183,6 +188,7 @@ export class RedisStore implements Store {
     });
   }
 
+  /** The live sessions bound to `userId`; stale index entries are skipped and removed. */
   async listByUser(userId: string): Promise<StoredSessionEntry[]> {
     return this.#guard('listByUser', async () => {
       const keys = await this.#members(userId);
@@ -202,6 +208,7 @@ export class RedisStore implements Store {
     });
   }
 
+  /** Delete the sessions bound to `userId` except `exceptKeys`; resolves how many live ones were deleted. */
   async destroyByUser(userId: string, exceptKeys: readonly string[] = []): Promise<number> {
     return this.#guard('destroyByUser', async () => {
       const keep = new Set(exceptKeys);
