@@ -413,6 +413,14 @@ for (const { name, express } of expressVersions) {
         for (const line of r.setCookie) expect(line).toMatch(/Max-Age=0/);
       }
       expect((await jar.send('/read')).body).toBe('1');
+      // A leftover extra chunk next to a valid set: the session works and the leftover is deleted.
+      const two = new Jar(url);
+      await two.send('/blob/4000');
+      expect([...two.cookies.keys()].sort()).toEqual(['__Host-sid.0', '__Host-sid.1']);
+      two.cookies.set('__Host-sid.2', 'leftover');
+      const tidy = await two.send('/read'); // read-only: only the cleanup makes it re-issue
+      expect(tidy.setCookie.some((l) => /^__Host-sid\.2=; Max-Age=0/.test(l))).toBe(true);
+      expect([...two.cookies.keys()].sort()).toEqual(['__Host-sid.0', '__Host-sid.1']);
     });
 
     it('A04: two distinct valid session cookies give anonymous (no blind first-wins)', async () => {

@@ -452,6 +452,8 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
     loaded: LoadedCookie | null = null;
     /** When the request passed the checks: the `iat` of the cookie sealed for it. */
     readonly issuedAt = clock.now();
+    /** Chunks the request's chunk set announced (0: none). */
+    chunkCount = 0;
     /** Cookie names the request carried (the main one and chunks), cleared when no longer used. */
     readonly seen = new Set<string>();
 
@@ -540,6 +542,7 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
     }
     const m = first.length === 1 ? CHUNK0.exec(first[0] as string) : null;
     const n = m ? Number(m[1]) : 0;
+    scope.chunkCount = n;
     let token = m ? (m[2] as string) : '';
     for (let i = 1; m && i < n; i++) {
       const part = chunks[i];
@@ -621,8 +624,10 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
       deadline: Math.min(p.createdAt + absolute, idle === false ? Number.POSITIVE_INFINITY : now + idle) + MAX_SKEW,
     };
     if (found.keyIndex > 0) emit('key_rotated', p.sid);
-    // Re-seal under the current key, and re-issue when the request carried several copies.
-    return newState(scope, ctx, { id: p.sid, record, reissue: found.keyIndex > 0 || values.length > 1 }, false);
+    // Re-seal under the current key, and re-issue (cleaning up) when the request carried several
+    // copies or leftover chunks.
+    const untidy = values.length > 1 || (!scope.seen.has(name) && scope.seen.size !== scope.chunkCount);
+    return newState(scope, ctx, { id: p.sid, record, reissue: found.keyIndex > 0 || untidy }, false);
   }
 
   async function currentAuthVersion(userId: string): Promise<number | string> {
