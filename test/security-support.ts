@@ -144,7 +144,7 @@ export function sessionCookie(reply: Reply): string | undefined {
 }
 
 /** The cookie value (`v1.<id>.<mac>`) of a `name=value` pair. */
-export function valueOf(pair: string): string {
+export function cookieValue(pair: string): string {
   return pair.slice(COOKIE.length + 1);
 }
 
