@@ -113,6 +113,7 @@ export function createDemoApp(options) {
         createdAt: state.createdAt,
         expiresAt: state.expiresAt,
         idleTimeout: sessions.sessions.options.idleTimeout,
+        absoluteExpiry: state.createdAt + sessions.sessions.options.absoluteTimeout,
         now: Date.now(),
       }),
     );
@@ -202,10 +203,17 @@ export function createDemoApp(options) {
     res.status(404).send(errorPage(safeContext(req), { status: 404, title: 'Not found', message: 'There is no page here.', action: { href: '/', label: 'Home' } }));
   });
 
-  /** Page context for error pages: works even when the session could not be loaded. */
+  /**
+   * Page context for error pages. It writes nothing to the session: a refused cross-site post
+   * arrives without the cookie (SameSite=Lax), and answering it with a fresh session cookie would
+   * sign the victim out. It also works when the session could not be loaded at all.
+   */
   function safeContext(req) {
     try {
-      return context(req);
+      const auth = authenticate(req);
+      const record = auth.ok ? findUser(auth.user.id) : null;
+      const user = record ? { ...record, roles: auth.user.roles } : null;
+      return { user, flash: null, visits: req.session.visits ?? 0, csrf: user ? csrfToken(req) : '', path: req.path };
     } catch {
       return { user: null, flash: null, visits: 0, csrf: '', path: req.path };
     }

@@ -1,19 +1,34 @@
-// The demo's user "database": two seeded users with bcrypt password hashes.
+// The demo's user "database": two seeded users. Like a real user table it keeps only bcrypt
+// hashes (cost 10); the plaintext demo passwords are listed separately for the sign-in page hint.
 import bcrypt from 'bcryptjs';
 
-const COST = 10;
-
-/** Seeded accounts. The passwords are printed on the login page: this is a demo. */
-export const DEMO_ACCOUNTS = [
-  { id: 'u1', username: 'alice', name: 'Alice Admin', password: 'wonderland', roles: ['admin'] },
-  { id: 'u2', username: 'bob', name: 'Bob Builder', password: 'canwefixit', roles: [] },
+const users = [
+  {
+    id: 'u1',
+    username: 'alice',
+    name: 'Alice Admin',
+    roles: ['admin'],
+    // bcrypt.hashSync('wonderland', 10)
+    passwordHash: '$2b$10$sPFfCV4mHfla.gfG1NYr6.i/ENqmC9j4LCjLL.Bc9d7IBOjffNcUS',
+  },
+  {
+    id: 'u2',
+    username: 'bob',
+    name: 'Bob Builder',
+    roles: [],
+    // bcrypt.hashSync('canwefixit', 10)
+    passwordHash: '$2b$10$WePOX.531.0Mrli92HePZeCcJGWxZWi4gir96RaP7OlB7HiV/N4Ve',
+  },
 ];
 
-/** Users as an app would keep them: no plaintext password, only its bcrypt hash. */
-const users = DEMO_ACCOUNTS.map(({ password, ...user }) => ({ ...user, passwordHash: bcrypt.hashSync(password, COST) }));
+/** The demo credentials shown on the sign-in page (this is a demo: never do this in an app). */
+export const DEMO_ACCOUNTS = [
+  { username: 'alice', password: 'wonderland', roles: ['admin'] },
+  { username: 'bob', password: 'canwefixit', roles: [] },
+];
 
-// Compared against when the username is unknown, so both cases take the same time.
-const DUMMY_HASH = bcrypt.hashSync('not-a-real-password', COST);
+// Compared against when the username is unknown, so both cases cost one bcrypt comparison.
+const DUMMY_HASH = '$2b$10$VRwb0bsyaAiVKqMk.o4NUOom2j9d2OE3C6ELvD.X2NPcVMBUuZ2de';
 
 /** All users (the admin page lists their sessions). */
 export function allUsers() {
@@ -25,9 +40,10 @@ export function findUser(id) {
   return users.find((u) => u.id === id) ?? null;
 }
 
-/** The user for a username and password, or null. Always does one bcrypt comparison. */
+/** The user for a username and password, or null. Always does exactly one bcrypt comparison. */
 export async function verifyPassword(username, password) {
-  const user = users.find((u) => u.username === String(username).trim().toLowerCase()) ?? null;
-  const ok = await bcrypt.compare(String(password), user ? user.passwordHash : DUMMY_HASH);
+  const name = String(username).trim().toLowerCase().slice(0, 100);
+  const user = users.find((u) => u.username === name) ?? null;
+  const ok = await bcrypt.compare(String(password).slice(0, 200), user ? user.passwordHash : DUMMY_HASH);
   return ok && user ? user : null;
 }

@@ -121,7 +121,7 @@ export function loginPage(ctx, { error, username, next, accounts }) {
   );
 }
 
-export function profilePage(ctx, { authTime, expiresAt, createdAt, now, idleTimeout }) {
+export function profilePage(ctx, { authTime, expiresAt, createdAt, now, idleTimeout, absoluteExpiry }) {
   const { user } = ctx;
   return layout(
     ctx,
@@ -133,7 +133,11 @@ export function profilePage(ctx, { authTime, expiresAt, createdAt, now, idleTime
     <dt>Roles</dt><dd id="roles">${esc(user.roles.join(', ') || 'none')}</dd>
     <dt>Signed in</dt><dd id="auth-time">${when(authTime, now)}</dd>
     <dt>Session started</dt><dd>${when(createdAt, now)}</dd>
-    <dt>Session expires</dt><dd id="expires">${when(expiresAt, now)}${idleTimeout ? `<br><span class="muted">unless you stay active: idle sessions end after ${esc(Math.round(idleTimeout / 60000))} min</span>` : ''}</dd>
+    <dt>Session expires</dt><dd id="expires">${when(expiresAt, now)}${
+      idleTimeout
+        ? `<br><span class="muted">after ${esc(Math.round(idleTimeout / 60000))} min without activity; each visit moves it on, up to ${time(absoluteExpiry)} at the latest</span>`
+        : ''
+    }</dd>
   </dl>
   <p class="actions"><a class="button secondary" href="/devices">Manage your devices</a></p>
 </section>`,
