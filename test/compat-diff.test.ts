@@ -200,7 +200,7 @@ for (const { name, express } of expressVersions) {
               }
             },
           ),
-          { numRuns: name === 'express 5' ? 12 : 6, seed: 4242 + i },
+          { numRuns: name === 'express 5' ? 8 : 4, seed: 4242 + i },
         );
       }
     }, 120_000);

@@ -303,10 +303,11 @@ function sessionMiddleware(options?: SessionOptions): SessionMiddleware {
     deferUntilCommitted(
       res,
       async () => {
+        // What the store write below is based on; a change after this point is saved at `end`.
+        atCommit = { session: req.session, hash: req.session ? hash(req.session) : null };
         await persist(false);
         const setCookie = cookieHeader();
         committed = true;
-        atCommit = { session: req.session, hash: req.session ? hash(req.session) : null };
         return { setCookie };
       },
       (err) => {
@@ -428,7 +429,14 @@ export default session;
 // CommonJS build: make `require('sesh/express-session')` return the factory itself, as
 // `require('express-session')` does. `default` and `session` point back at it, so
 // `require(...).default` and compiled `import session from` keep working. Skipped in the ESM build.
-if (typeof module !== 'undefined' && module !== null && typeof module.exports === 'object') {
+// (Test runners that emulate `module` around an ES module namespace are left alone.)
+if (
+  typeof module !== 'undefined' &&
+  module !== null &&
+  typeof module.exports === 'object' &&
+  module.exports !== null &&
+  Object.prototype.toString.call(module.exports) !== '[object Module]'
+) {
   Object.assign(session, { default: session, session });
   module.exports = session;
 }

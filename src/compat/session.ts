@@ -26,18 +26,33 @@ export interface CompatRequestLike {
  * `clear`, and the EventEmitter `on` for `connect`/`disconnect`.
  */
 export interface StoreLike {
-  // biome-ignore lint/suspicious/noExplicitAny: third-party stores call back with any error value and session shape.
-  get(sid: string, callback: (err: any, session?: SessionJson | null) => void): void;
-  set(sid: string, session: SessionJson | Session, callback?: Callback): void;
-  destroy(sid: string, callback?: Callback): void;
-  touch?(sid: string, session: SessionJson | Session, callback?: Callback): void;
+  // The session parameters are `any` so stores typed against @types/express-session (whose
+  // SessionData and Cookie types are their own) are accepted as they are.
+  // biome-ignore lint/suspicious/noExplicitAny: see above.
+  get(sid: string, callback: (err: any, session?: any) => void): void;
+  // biome-ignore lint/suspicious/noExplicitAny: see above.
+  set(sid: string, session: any, callback?: (err?: any) => void): void;
+  // biome-ignore lint/suspicious/noExplicitAny: see above.
+  destroy(sid: string, callback?: (err?: any) => void): void;
+  // biome-ignore lint/suspicious/noExplicitAny: see above.
+  touch?(sid: string, session: any, callback?: (err?: any) => void): void;
   // biome-ignore lint/suspicious/noExplicitAny: the result maps IDs to sessions, or is an array in some stores.
   all?(callback: (err: any, sessions?: any) => void): void;
-  // biome-ignore lint/suspicious/noExplicitAny: express-session stores call back with any error value.
+  // biome-ignore lint/suspicious/noExplicitAny: see above.
   length?(callback: (err: any, length?: number) => void): void;
-  clear?(callback?: Callback): void;
-  on(event: string, listener: (...args: unknown[]) => void): unknown;
-  [key: string]: unknown;
+  // biome-ignore lint/suspicious/noExplicitAny: see above.
+  clear?(callback?: (err?: any) => void): void;
+  // biome-ignore lint/suspicious/noExplicitAny: EventEmitter listener signature.
+  on(event: string | symbol, listener: (...args: any[]) => void): unknown;
+  /** Set by the middleware (as express-session does) when the store has none. */
+  // biome-ignore lint/suspicious/noExplicitAny: the request type of whichever middleware set it.
+  generate?: (req: any) => void;
+  /** Present on stores that extend express-session's (or our) `Store`. */
+  // biome-ignore lint/suspicious/noExplicitAny: see above.
+  createSession?: (req: any, session: any) => unknown;
+  /** Present on stores that extend express-session's (or our) `Store`. */
+  // biome-ignore lint/suspicious/noExplicitAny: see above.
+  regenerate?: (req: any, callback: (err?: any) => void) => void;
 }
 
 /** The middleware's hooks for a request, so session methods build our objects with its options. */
