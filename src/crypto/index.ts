@@ -35,7 +35,9 @@ export function hmac(key: Buffer, message: string): string {
  */
 export function verifyHmac(ring: KeyRing, message: string, tag: string): number {
   const given = Buffer.from(tag, 'base64url');
-  if (given.length !== 32) return -1;
+  // 43 base64url characters carry 258 bits: the last one has 2 spare bits, so four spellings decode
+  // to the same 32 bytes. Only the canonical spelling is accepted (no malleable cookie values).
+  if (given.length !== 32 || given.toString('base64url') !== tag) return -1;
   let found = -1;
   for (let i = 0; i < ring.keys.length; i++) {
     const expected = createHmac('sha256', ring.keys[i] as Buffer)
