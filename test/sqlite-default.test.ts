@@ -28,7 +28,7 @@ async function withEnvPath<T>(path: string, fn: () => Promise<T>): Promise<T> {
 
 describe('session() without a store uses the SQLite store', () => {
   for (const { name, express } of expressVersions) {
-    it(`${name}: sessions go to the default SQLite file and survive a new middleware on it`, async () => {
+    it(`${name}: sessions go to the default SQLite file and survive a new middleware on it`, { timeout: 90_000 }, async () => {
       const path = join(dir, `${name.replace(' ', '')}.db`);
       await withEnvPath(path, async () => {
         const build = () => {
@@ -63,7 +63,9 @@ describe('session() without a store uses the SQLite store', () => {
     });
   }
 
-  it('restart: a session created before the server process restarts still works after it (default store, over HTTP)', async () => {
+  it('restart: a session created before the server process restarts still works after it (default store, over HTTP)', {
+    timeout: 90_000,
+  }, async () => {
     const env = { SESH_SQLITE_PATH: join(dir, 'restart', 'sessions.db') };
     const before = await startServer('default', { env });
     expect(JSON.parse((await request(`${before.url}/store`)).body)).toEqual({ kind: 'SqliteStore', path: env.SESH_SQLITE_PATH });
@@ -74,7 +76,7 @@ describe('session() without a store uses the SQLite store', () => {
     await after.kill();
   });
 
-  it('bad options fail before any database file is created', async () => {
+  it('bad options fail before any database file is created', { timeout: 90_000 }, async () => {
     const path = join(dir, 'never', 'sessions.db');
     await withEnvPath(path, async () => {
       let err: unknown;
@@ -88,21 +90,23 @@ describe('session() without a store uses the SQLite store', () => {
     expect(existsSync(join(dir, 'never'))).toBe(false);
   });
 
-  it('a process that uses the default store exits by itself (no timer keeps it alive)', async () => {
+  it('a process that uses the default store exits by itself (no timer keeps it alive)', { timeout: 90_000 }, async () => {
     const script = `
       import { session } from ${JSON.stringify(join(ROOT, 'src/adapters/express/index.ts'))};
       const mw = session({ secret: ${JSON.stringify(SECRET)} });
       console.log(mw.sessions.store.constructor.name);`;
     const r = await runNode(['--import', TSX, '--input-type=module', '-e', script], {
       env: { SESH_SQLITE_PATH: join(dir, 'exit.db') },
-      timeout: 15_000,
+      timeout: 45_000,
     });
     expect(r.signal).toBeNull();
     expect(r.code).toBe(0);
     expect(r.stdout.trim()).toBe('SqliteStore');
   });
 
-  it('without better-sqlite3: session() fails at startup with DRIVER_MISSING saying what to install, and an explicit store still works', async () => {
+  it('without better-sqlite3: session() fails at startup with DRIVER_MISSING saying what to install, and an explicit store still works', {
+    timeout: 90_000,
+  }, async () => {
     const script = `
       import { session } from ${JSON.stringify(join(ROOT, 'src/adapters/express/index.ts'))};
       import { MemoryStore } from ${JSON.stringify(join(ROOT, 'src/stores/memory/index.ts'))};

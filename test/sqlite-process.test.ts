@@ -12,7 +12,9 @@ afterAll(async () => {
 });
 
 describe('SQLite store across processes', () => {
-  it('keeps every session whose response was received when the server is SIGKILLed mid-load, and after a restart (express 5 then 4)', async () => {
+  it('keeps every session whose response was received when the server is SIGKILLed mid-load, and after a restart (express 5 then 4)', {
+    timeout: 90_000,
+  }, async () => {
     const db = join(dir, 'durability.db');
     const server = await startServer(db, { major: '5' });
     const received: Array<{ cookie: string; v: string }> = [];
@@ -59,7 +61,7 @@ describe('SQLite store across processes', () => {
     await restarted.kill();
   });
 
-  it('shares one file between two processes: reads each other, parallel patches lose nothing', async () => {
+  it('shares one file between two processes: reads each other, parallel patches lose nothing', { timeout: 90_000 }, async () => {
     const db = join(dir, 'shared.db');
     // Both processes open (and migrate) the new file at the same time.
     const [a, b] = await Promise.all([startServer(db, { major: '5' }), startServer(db, { major: '4' })]);

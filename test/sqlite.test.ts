@@ -277,7 +277,7 @@ describe('SqliteStore: startup and bad input', () => {
     }
   });
 
-  it('without better-sqlite3 installed: DRIVER_MISSING with the exact install command', async () => {
+  it('without better-sqlite3 installed: DRIVER_MISSING with the exact install command', { timeout: 90_000 }, async () => {
     const script = `
       import { SqliteStore } from ${JSON.stringify(join(ROOT, 'src/stores/sqlite/index.ts'))};
       try { new SqliteStore({ path: ${JSON.stringify(file())}, driver: 'better-sqlite3' }); console.log('opened'); }
@@ -289,7 +289,7 @@ describe('SqliteStore: startup and bad input', () => {
     expect(out.message).toContain('13.x requires Node 22');
   });
 
-  it('refuses better-sqlite3 13.x on Node < 22 before loading it (it would crash the process)', async () => {
+  it('refuses better-sqlite3 13.x on Node < 22 before loading it (it would crash the process)', { timeout: 90_000 }, async () => {
     const fake = mkdtempSync(join(dir, 'fake-bs3-'));
     writeFileSync(join(fake, 'package.json'), '{"name":"better-sqlite3","version":"13.0.1"}');
     writeFileSync(join(fake, 'index.js'), 'console.log("LOADED"); process.exit(3);');
@@ -311,7 +311,9 @@ describe('SqliteStore: startup and bad input', () => {
     }
   });
 
-  it('uses ./.sesh/sessions.db by default, then SESH_SQLITE_PATH, then the path option; the purge timer never keeps the process alive', async () => {
+  it('uses ./.sesh/sessions.db by default, then SESH_SQLITE_PATH, then the path option; the purge timer never keeps the process alive', {
+    timeout: 90_000,
+  }, async () => {
     const cwd = mkdtempSync(join(dir, 'cwd-'));
     const script = `
       import { SqliteStore } from ${JSON.stringify(join(ROOT, 'src/stores/sqlite/index.ts'))};
@@ -381,7 +383,7 @@ describe('SqliteStore: schema migrations', () => {
 });
 
 describe('SqliteStore: purging expired sessions', () => {
-  it('purges 100k expired rows in batches of purgeBatchSize while gets keep completing in between', async () => {
+  it('purges 100k expired rows in batches of purgeBatchSize while gets keep completing in between', { timeout: 90_000 }, async () => {
     const clock = new FakeClock();
     const path = file('purge');
     const s = store({ clock, path, purgeBatchSize: 1000 });

@@ -22,7 +22,7 @@ const children = new Set<ChildProcess>();
 
 /**
  * Start the fixture server (`db` is a file path, or `'default'` for the store session() picks)
- * and wait for its port. Rejects with the child's output if it exits or does not start in 20 s.
+ * and wait for its port. Rejects with the child's output if it exits or does not start in 45 s.
  */
 export function startServer(db: string, opts: { major?: '4' | '5'; env?: Record<string, string> } = {}): Promise<ChildServer> {
   const proc = spawn(process.execPath, ['--import', TSX, 'test/fixtures/sqlite-server.ts', db, opts.major ?? '5'], {
@@ -42,7 +42,7 @@ export function startServer(db: string, opts: { major?: '4' | '5'; env?: Record<
     const timer = setTimeout(() => {
       void kill();
       reject(new Error(`fixture server did not start:\n${out}`));
-    }, 20_000);
+    }, 45_000);
     proc.stderr?.on('data', (d: Buffer) => {
       out += d.toString();
     });
@@ -95,7 +95,7 @@ export function runNode(
   proc.stderr?.on('data', (d: Buffer) => {
     stderr += d.toString();
   });
-  const timer = setTimeout(() => proc.kill('SIGKILL'), opts.timeout ?? 20_000);
+  const timer = setTimeout(() => proc.kill('SIGKILL'), opts.timeout ?? 45_000);
   return new Promise((resolve) => {
     proc.once('exit', (code, signal) => {
       clearTimeout(timer);
