@@ -199,6 +199,7 @@ describe('SqliteStore: startup and bad input', () => {
       { synchronous: 'OFF' },
       { busyTimeout: -1 },
       { purgeInterval: Number.NaN },
+      { purgeInterval: 2 ** 31 },
       { purgeBatchSize: 0 },
       { driver: 'sqlite3' },
       { path: '' },

@@ -174,6 +174,7 @@ export class SqliteStore implements Store {
     }
     const busyTimeout = nonNegative('busyTimeout', options.busyTimeout, 5000, true);
     const interval = nonNegative('purgeInterval', options.purgeInterval, 900_000);
+    if (interval > 2_147_483_647) throw new OptionsError('SqliteStore `purgeInterval` must be at most 2147483647 ms (about 24.8 days).');
     this.#batch = nonNegative('purgeBatchSize', options.purgeBatchSize, 1000, true);
     if (this.#batch < 1) throw new OptionsError('SqliteStore `purgeBatchSize` must be at least 1.');
     const driver = options.driver ?? 'auto';
