@@ -214,7 +214,8 @@ describe('demo app in Chromium', () => {
       const [sid] = cookies;
       expect(sid).toMatchObject({ httpOnly: true, secure: true, sameSite: 'Lax', path: '/', domain: '127.0.0.1', expires: -1 });
       expect(sid?.value).toMatch(/^v1\.[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{43}$/);
-      expect(await page.evaluate(() => document.cookie)).toBe('');
+      // (globalThis: this file is type-checked without the DOM lib.)
+      expect(await page.evaluate(() => (globalThis as unknown as { document: { cookie: string } }).document.cookie)).toBe('');
       for (const path of ['/devices', '/logout']) {
         const r = await page.goto(`${demo.url}${path}`);
         expect(r?.headers()['cache-control']).toBe('no-store');
@@ -234,16 +235,22 @@ describe('demo app in Chromium', () => {
       await page.goto(`${demo.url}/devices`);
       // Same-origin post, token removed.
       await page.locator('form[action="/devices/revoke-others"] input[name=_csrf]').evaluate((el) => el.remove());
-      let [res] = await Promise.all([page.waitForResponse((r) => r.request().method() === 'POST'), page.click('form[action="/devices/revoke-others"] button')]);
+      let [res] = await Promise.all([
+        page.waitForResponse((r) => r.request().method() === 'POST'),
+        page.click('form[action="/devices/revoke-others"] button'),
+      ]);
       expect(res.status()).toBe(403);
       expect(await page.textContent('h1')).toBe('Request refused');
       await shot(page, 'csrf-refused');
       // Same-origin post, forged token.
       await page.goto(`${demo.url}/devices`);
       await page.locator('form[action="/devices/revoke-others"] input[name=_csrf]').evaluate((el) => {
-        (el as HTMLInputElement).value = 'A'.repeat(86);
+        (el as unknown as { value: string }).value = 'A'.repeat(86);
       });
-      [res] = await Promise.all([page.waitForResponse((r) => r.request().method() === 'POST'), page.click('form[action="/devices/revoke-others"] button')]);
+      [res] = await Promise.all([
+        page.waitForResponse((r) => r.request().method() === 'POST'),
+        page.click('form[action="/devices/revoke-others"] button'),
+      ]);
       expect(res.status()).toBe(403);
       // Cross-site: a page on another site auto-submits a form to the demo (it even copies a real token).
       await page.goto(`${demo.url}/devices`);

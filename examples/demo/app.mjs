@@ -36,7 +36,8 @@ export function createDemoApp(options) {
   const sessions = session(options);
   const app = express();
   app.disable('x-powered-by');
-  if (process.env.TRUST_PROXY) app.set('trust proxy', /^\d+$/.test(process.env.TRUST_PROXY) ? Number(process.env.TRUST_PROXY) : process.env.TRUST_PROXY);
+  if (process.env.TRUST_PROXY)
+    app.set('trust proxy', /^\d+$/.test(process.env.TRUST_PROXY) ? Number(process.env.TRUST_PROXY) : process.env.TRUST_PROXY);
 
   // Static files first: no session is loaded for them.
   app.use(express.static(PUBLIC_DIR, { index: false, maxAge: '1h' }));
@@ -46,7 +47,8 @@ export function createDemoApp(options) {
   app.use((_req, res, next) => {
     res.set({
       'Cache-Control': 'no-store',
-      'Content-Security-Policy': "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+      'Content-Security-Policy':
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
       'Referrer-Policy': 'same-origin',
       'X-Content-Type-Options': 'nosniff',
     });
@@ -93,9 +95,9 @@ export function createDemoApp(options) {
     const user = await verifyPassword(username, password);
     if (!user) {
       // No login happens: the session stays anonymous, its ID unchanged.
-      res.status(401).send(
-        loginPage(context(req), { error: 'Wrong username or password.', username, next: safeNext(next), accounts: DEMO_ACCOUNTS }),
-      );
+      res
+        .status(401)
+        .send(loginPage(context(req), { error: 'Wrong username or password.', username, next: safeNext(next), accounts: DEMO_ACCOUNTS }));
       return;
     }
     // New session ID, user and roles recorded, CSRF secret renewed; the visit counter is kept.
@@ -133,7 +135,8 @@ export function createDemoApp(options) {
   });
 
   app.get('/devices', signedIn, async (req, res) => {
-    const list = await listSessions(req);
+    // This device first, then the others by last activity.
+    const list = (await listSessions(req)).sort((a, b) => Number(b.current) - Number(a.current));
     res.send(devicesPage(context(req), { sessions: list, now: Date.now() }));
   });
 
@@ -185,7 +188,7 @@ export function createDemoApp(options) {
   app.post('/admin/revoke', adminOnly, async (req, res) => {
     const handle = String(req.body?.handle ?? '');
     const group = (await sessionsByUser()).find((g) => g.user.id === String(req.body?.user ?? ''));
-    if (!group || !group.sessions.some((s) => s.handle === handle)) {
+    if (!group?.sessions.some((s) => s.handle === handle)) {
       flash(req, 'error', 'That session no longer exists.');
       return res.redirect(303, '/admin');
     }
@@ -200,7 +203,14 @@ export function createDemoApp(options) {
   });
 
   app.use((req, res) => {
-    res.status(404).send(errorPage(safeContext(req), { status: 404, title: 'Not found', message: 'There is no page here.', action: { href: '/', label: 'Home' } }));
+    res.status(404).send(
+      errorPage(safeContext(req), {
+        status: 404,
+        title: 'Not found',
+        message: 'There is no page here.',
+        action: { href: '/', label: 'Home' },
+      }),
+    );
   });
 
   /**
@@ -233,7 +243,8 @@ export function createDemoApp(options) {
     }[err?.code];
     const status = known ? err.status : typeof err?.status === 'number' && err.status >= 400 && err.status < 500 ? err.status : 500;
     if (status >= 500 && !known) console.error('[demo]', err);
-    const [title, message] = known ?? (status < 500 ? ['Bad request', 'The request could not be understood.'] : ['Something went wrong', 'Please try again.']);
+    const [title, message] =
+      known ?? (status < 500 ? ['Bad request', 'The request could not be understood.'] : ['Something went wrong', 'Please try again.']);
     res.status(status).send(errorPage(safeContext(req), { status, title, message, action: { href: '/', label: 'Home' } }));
   });
 

@@ -113,7 +113,10 @@ export function loginPage(ctx, { error, username, next, accounts }) {
     <table>
       <thead><tr><th>Username</th><th>Password</th><th>Role</th></tr></thead>
       <tbody>${accounts
-        .map((a) => `<tr><td><code>${esc(a.username)}</code></td><td><code>${esc(a.password)}</code></td><td>${esc(a.roles.join(', ') || 'user')}</td></tr>`)
+        .map(
+          (a) =>
+            `<tr><td><code>${esc(a.username)}</code></td><td><code>${esc(a.password)}</code></td><td>${esc(a.roles.join(', ') || 'user')}</td></tr>`,
+        )
         .join('')}</tbody>
     </table>
   </details>
@@ -185,7 +188,9 @@ export function devicesPage(ctx, { sessions, now }) {
 
 export function adminPage(ctx, { groups, now, currentHandle }) {
   const total = groups.reduce((n, g) => n + g.sessions.length, 0);
-  const section = (g) => `<h2>${esc(g.user.name)} <span class="muted">(${esc(g.user.username)}${g.user.roles.length ? `, ${esc(g.user.roles.join(', '))}` : ''})</span></h2>
+  const section = (
+    g,
+  ) => `<h2>${esc(g.user.name)} <span class="muted">(${esc(g.user.username)}${g.user.roles.length ? `, ${esc(g.user.roles.join(', '))}` : ''})</span></h2>
   ${
     g.sessions.length === 0
       ? '<p class="muted">No active sessions.</p>'
