@@ -220,6 +220,10 @@ describe('demo app in Chromium', () => {
         const r = await page.goto(`${demo.url}${path}`);
         expect(r?.headers()['cache-control']).toBe('no-store');
       }
+      await shot(page, 'logout');
+      const missing = await page.goto(`${demo.url}/no-such-page`);
+      expect(missing?.status()).toBe(404);
+      await shot(page, 'not-found');
     } finally {
       await context.close();
     }
