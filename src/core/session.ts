@@ -6,6 +6,12 @@ import { adoptData, assertDataKey, RESERVED_KEYS, serializeData, snapshotOf } fr
 import type { EngineInternals, RequestContext } from './internals.js';
 import { storeKeyOf } from './token.js';
 
+/** Where a session proxy's placeholder target keeps its state. */
+const STATE: unique symbol = Symbol('sesh.state');
+interface ProxyTarget {
+  [STATE]: SessionState<unknown>;
+}
+
 /** The methods every `req.session` has, next to the app's data. */
 export interface SessionApi {
   /** The session ID (generated on first use for a new session). Never a store key. */
@@ -422,8 +428,13 @@ export class SessionState<D = SessionData> {
     if (snaps) for (const k of snaps.keys()) snaps.set(k, snapshotOf(this.#data[k]));
   }
 
-  #makeProxy(): Session<D> {
-    const api: SessionApi = Object.freeze({
+  /** The `req.session` methods, built on first use (most requests never touch them). */
+  #api: SessionApi | null = null;
+
+  #sessionApi(): SessionApi {
+    if (this.#api) return this.#api;
+    const state = this;
+    this.#api = Object.freeze({
       get id() {
         return state.id;
       },
@@ -433,53 +444,66 @@ export class SessionState<D = SessionData> {
       reload: () => this.reload(),
       touch: () => this.touch(),
     });
-    const state = this;
-    const handler: ProxyHandler<DataRecord> = {
-      get: (_t, key) => {
-        if (typeof key === 'symbol') return Reflect.get(this.#data, key);
-        if (RESERVED_KEYS.has(key)) return api[key as keyof SessionApi];
-        const data = this.#data;
-        const value = data[key];
-        if (value !== null && typeof value === 'object' && Object.hasOwn(data, key)) {
-          const snaps = this.#snapshots ?? new Map<string, string | undefined>();
-          this.#snapshots = snaps;
-          if (!snaps.has(key) && !this.#dirty.has(key)) snaps.set(key, snapshotOf(value));
-        }
-        return value;
-      },
-      set: (_t, key, value) => {
-        assertDataKey(key);
-        const data = this.#data;
-        if (data[key] !== value || (value !== null && typeof value === 'object') || !Object.hasOwn(data, key)) {
-          data[key] = value;
-          this.#dirty.add(key);
-        }
-        return true;
-      },
-      deleteProperty: (_t, key) => {
-        if (typeof key === 'string' && Object.hasOwn(this.#data, key)) {
-          delete this.#data[key];
-          this.#dirty.add(key);
-        }
-        return true;
-      },
-      has: (_t, key) => (typeof key === 'string' && RESERVED_KEYS.has(key)) || key in this.#data,
-      ownKeys: () => Reflect.ownKeys(this.#data),
-      getOwnPropertyDescriptor: (_t, key) => {
-        const d = Reflect.getOwnPropertyDescriptor(this.#data, key);
-        if (d) d.configurable = true;
-        return d;
-      },
-      defineProperty: (_t, key, desc) => {
-        assertDataKey(key);
-        this.#dirty.add(key);
-        return Reflect.defineProperty(this.#data, key, desc);
-      },
-      setPrototypeOf: () => false,
-    };
-    // The proxy target is a placeholder: every trap reads the current data object, which reload()
-    // and destroy() replace.
-    return new Proxy<DataRecord>({}, handler) as unknown as Session<D>;
+    return this.#api;
+  }
+
+  /**
+   * One handler for every session proxy (no closures per request). Each proxy's target is a
+   * placeholder `{}` that only carries its state under a private symbol; every trap reads the
+   * state's current data object, which reload() and destroy() replace.
+   */
+  static readonly #handler: ProxyHandler<ProxyTarget> = {
+    get: (t, key) => {
+      const state = t[STATE];
+      if (typeof key === 'symbol') return Reflect.get(state.#data, key);
+      if (RESERVED_KEYS.has(key)) return key === 'id' ? state.id : state.#sessionApi()[key as keyof SessionApi];
+      const data = state.#data;
+      const value = data[key];
+      if (value !== null && typeof value === 'object' && Object.hasOwn(data, key)) {
+        const snaps = state.#snapshots ?? new Map<string, string | undefined>();
+        state.#snapshots = snaps;
+        if (!snaps.has(key) && !state.#dirty.has(key)) snaps.set(key, snapshotOf(value));
+      }
+      return value;
+    },
+    set: (t, key, value) => {
+      assertDataKey(key);
+      const state = t[STATE];
+      const data = state.#data;
+      if (data[key] !== value || (value !== null && typeof value === 'object') || !Object.hasOwn(data, key)) {
+        data[key] = value;
+        state.#dirty.add(key);
+      }
+      return true;
+    },
+    deleteProperty: (t, key) => {
+      const state = t[STATE];
+      if (typeof key === 'string' && Object.hasOwn(state.#data, key)) {
+        delete state.#data[key];
+        state.#dirty.add(key);
+      }
+      return true;
+    },
+    has: (t, key) => (typeof key === 'string' && RESERVED_KEYS.has(key)) || key in t[STATE].#data,
+    ownKeys: (t) => Reflect.ownKeys(t[STATE].#data),
+    getOwnPropertyDescriptor: (t, key) => {
+      const d = Reflect.getOwnPropertyDescriptor(t[STATE].#data, key);
+      if (d) d.configurable = true;
+      return d;
+    },
+    defineProperty: (t, key, desc) => {
+      assertDataKey(key);
+      const state = t[STATE];
+      state.#dirty.add(key);
+      return Reflect.defineProperty(state.#data, key, desc);
+    },
+    setPrototypeOf: () => false,
+  };
+
+  #makeProxy(): Session<D> {
+    // The STATE property is configurable and never reported by a trap, so it stays invisible.
+    const target: ProxyTarget = { [STATE]: this as SessionState<unknown> };
+    return new Proxy<ProxyTarget>(target, SessionState.#handler) as unknown as Session<D>;
   }
 }
 
