@@ -100,7 +100,7 @@ beforeAll(async () => {
   }
   mkdirSync(SHOTS, { recursive: true });
   browser = await launchBrowser();
-});
+}, 600_000); // may install Debian's chromium package first (apt-get), which takes minutes
 
 afterAll(async () => {
   await browser?.close();
