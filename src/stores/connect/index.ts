@@ -82,10 +82,12 @@ export class ConnectStore implements Store {
     return this.#store;
   }
 
+  /** Read a record; `null` when missing, expired (by `expiresAt`), or not a sesh record. */
   async get(key: string): Promise<StoredSession | null> {
     return this.#read(key);
   }
 
+  /** Insert if absent (`get` then `set`; atomic within this process only). */
   create(key: string, session: StoredSession): Promise<boolean> {
     return this.#locked(key, async () => {
       if ((await this.#read(key)) !== null) return false;
@@ -94,6 +96,7 @@ export class ConnectStore implements Store {
     });
   }
 
+  /** Per-key merge into an existing record (`get`, merge, `set`; atomic within this process only). */
   patch(key: string, patch: SessionPatch): Promise<boolean> {
     return this.#locked(key, async () => {
       const current = await this.#read(key);
@@ -103,6 +106,7 @@ export class ConnectStore implements Store {
     });
   }
 
+  /** Move `lastSeen`/`expiresAt` of an existing record (rewrites it, so the wrapped store's TTL follows). */
   touch(key: string, lastSeen: number, expiresAt: number): Promise<boolean> {
     return this.#locked(key, async () => {
       const current = await this.#read(key);
@@ -112,6 +116,7 @@ export class ConnectStore implements Store {
     });
   }
 
+  /** Delete a record; resolves whether a live one existed (checked with a `get` first). */
   destroy(key: string): Promise<boolean> {
     return this.#locked(key, async () => {
       const existed = (await this.#read(key)) !== null;
