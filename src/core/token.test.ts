@@ -57,6 +57,15 @@ describe('session token', () => {
     expect(verifyToken(ring, 'x'.repeat(10_000))).toEqual({ ok: false, reason: 'malformed_cookie' });
   });
 
+  it('accepts only the canonical spelling of the MAC (the last character has 2 spare bits)', () => {
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    for (let n = 0; n < 20; n++) {
+      const token = signToken(ring, newId());
+      const accepted = [...alphabet].filter((ch) => verifyToken(ring, token.slice(0, -1) + ch).ok);
+      expect(accepted).toEqual([token[token.length - 1]]);
+    }
+  });
+
   it('never throws on arbitrary input', () => {
     fc.assert(
       fc.property(fc.string({ maxLength: 300 }), (s) => {
