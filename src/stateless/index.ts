@@ -4,11 +4,25 @@ import { deferUntilCommitted } from '../adapters/express/response.js';
 import {
   createStatelessSessions,
   isSeshError,
+  type Session,
   type SessionData,
   type SessionState,
   type StatelessOptions,
   type StatelessSessions,
 } from '../index.js';
+
+declare global {
+  namespace Express {
+    interface Request {
+      /**
+       * The session of this request (sesh). Read and write it like a plain object; type its keys
+       * by augmenting `SessionData` in the `sesh` module. (Same declaration as in `sesh/express`,
+       * so an app importing only `sesh/stateless` gets it too.)
+       */
+      session: Session<SessionData>;
+    }
+  }
+}
 
 /** Options of the stateless Express middleware: the stateless engine options plus adapter hooks. */
 export interface StatelessExpressOptions extends StatelessOptions {
