@@ -310,6 +310,10 @@ for (const { name, express } of expressVersions) {
           { resave: false, saveUninitialized: true, cookie: { secure: 'auto' } },
           [{ path: '/read', headers: { 'x-forwarded-proto': 'https' } }],
         ],
+        [
+          { resave: false, saveUninitialized: true, cookie: () => ({ maxAge: 5000, path: '/sub', sameSite: 'lax' }) },
+          [{ path: '/read' }, { path: '/sub/read' }, { path: '/sub/read' }],
+        ],
         [{ resave: false, saveUninitialized: true, genid: () => 'fixed-id-123' }, [{ path: '/set/a/1' }, { path: '/read' }]],
         [
           { resave: false, saveUninitialized: true, secret: ['new secret', 'keyboard cat'] },
