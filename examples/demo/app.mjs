@@ -61,11 +61,18 @@ export function createDemoApp(options) {
   // and carry the session's CSRF token.
   app.use(csrf({ token: 'required' }));
 
-  /** What every page shows; also counts the visit and consumes the flash message. */
-  function context(req) {
+  /** The signed-in user for display (no password hash), with the roles recorded in the session. */
+  function currentUser(req) {
     const auth = authenticate(req);
     const record = auth.ok ? findUser(auth.user.id) : null;
-    const user = record ? { ...record, roles: auth.user.roles } : null;
+    if (!record) return null;
+    const { passwordHash: _, ...user } = record;
+    return { ...user, roles: auth.user.roles };
+  }
+
+  /** What every page shows; also counts the visit and consumes the flash message. */
+  function context(req) {
+    const user = currentUser(req);
     const flash = req.session.flash ?? null;
     if (flash) delete req.session.flash;
     req.session.visits = (req.session.visits ?? 0) + 1;
@@ -220,9 +227,7 @@ export function createDemoApp(options) {
    */
   function safeContext(req) {
     try {
-      const auth = authenticate(req);
-      const record = auth.ok ? findUser(auth.user.id) : null;
-      const user = record ? { ...record, roles: auth.user.roles } : null;
+      const user = currentUser(req);
       return { user, flash: null, visits: req.session.visits ?? 0, csrf: user ? csrfToken(req) : '', path: req.path };
     } catch {
       return { user: null, flash: null, visits: 0, csrf: '', path: req.path };
