@@ -223,6 +223,12 @@ export class RedisStore implements Store {
     });
   }
 
+  /**
+   * Nothing to release: the store owns no timer and no connection. It never quits the client, which
+   * is the app's (quit it yourself at shutdown, after the HTTP server stopped).
+   */
+  async close(): Promise<void> {}
+
   async #members(userId: string): Promise<string[]> {
     const reply = await this.#driver.send(this.userKey(userId), ['SMEMBERS', this.userKey(userId)], true);
     return toArray(reply).map((m) => toStringOrNull(m) ?? '');
