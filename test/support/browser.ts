@@ -51,7 +51,9 @@ export function ensureChromium(): string {
       timeout: 600_000,
     });
   } catch (err) {
-    throw new Error(`Installing Chromium with apt-get failed (${(err as Error).message}); run: apt-get update && apt-get install -y chromium`);
+    throw new Error(
+      `Installing Chromium with apt-get failed (${(err as Error).message}); run: apt-get update && apt-get install -y chromium`,
+    );
   }
   if (!executable(CHROMIUM_PATH)) throw new Error(`apt-get installed "chromium" but ${CHROMIUM_PATH} is still missing.`);
   return CHROMIUM_PATH;
