@@ -237,7 +237,7 @@ describe('RedisStore on standalone Redis', () => {
           expect(r.error).toBeInstanceOf(StoreUnavailableError);
           expect((r.error as Error).message).toMatch(/within 300 ms/);
           expect(r.ms).toBeGreaterThanOrEqual(290);
-          expect(r.ms).toBeLessThan(800);
+          expect(r.ms).toBeLessThan(1_500); // bounded by commandTimeout, with room for a busy CI runner
         }
       }
       srv.resume();
@@ -328,10 +328,10 @@ describe('RedisStore on Cluster', () => {
       for (const s of stores) {
         const r = await timed(s.get(k));
         expect(r.error).toBeInstanceOf(StoreUnavailableError);
-        expect(r.ms).toBeLessThan(800);
+        expect(r.ms).toBeLessThan(1_500); // bounded by commandTimeout, with room for a busy CI runner
         // Keys on the frozen node time out, keys elsewhere may still answer: every call is bounded.
         const many = await Promise.all(Array.from({ length: 10 }, () => timed(s.get(key()))));
-        expect(Math.max(...many.map((m) => m.ms))).toBeLessThan(800);
+        expect(Math.max(...many.map((m) => m.ms))).toBeLessThan(1_500);
       }
     } finally {
       node.resume();
