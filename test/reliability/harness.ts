@@ -144,7 +144,7 @@ export async function makeStore(kind: StoreKind, options: KitOptions = {}): Prom
           return n;
         },
         dispose: async () => {
-          await store.close?.();
+          await (store as Store).close?.();
           client.disconnect();
         },
       };

@@ -48,7 +48,7 @@ async function mint(sessions: Sessions, n: number): Promise<string[]> {
   const out: string[] = [];
   for (let i = 0; i < n; i++) {
     const state = await sessions.load({ cookie: undefined, secure: true });
-    (state.session as Record<string, unknown>).n = i;
+    (state.session as unknown as Record<string, unknown>).n = i;
     const { setCookie } = await sessions.commit(state);
     const value = /^__Host-sid=([^;]*)/.exec(setCookie[0] ?? '')?.[1];
     if (!value) throw new Error('no cookie minted');
@@ -220,7 +220,7 @@ describe('hostile Cookie headers', () => {
         let ok = true;
         try {
           const state = await sessions.load({ cookie: h, secure: true, ip: '127.0.0.1' });
-          void (state.session as Record<string, unknown>).n;
+          void (state.session as unknown as Record<string, unknown>).n;
           if (!state.isNew) stats.sessionsFound++;
           await sessions.commit(state);
         } catch (err) {
@@ -300,7 +300,7 @@ describe('hostile Cookie headers', () => {
       const mw = session({ secret: SECRET, store, onError: () => {} });
       app.use(mw);
       app.get('/', (req, res) => {
-        res.json({ reads: store.calls.get - (readsAt.get(req) ?? 0), n: (req.session as Record<string, unknown>).n ?? null });
+        res.json({ reads: store.calls.get - (readsAt.get(req) ?? 0), n: (req.session as unknown as Record<string, unknown>).n ?? null });
       });
       app.use((err: Error & { status?: number }, _req: Request, res: Response, _next: NextFunction) => {
         res.status(err.status ?? 500).send('error');
