@@ -115,16 +115,16 @@ const mutated = fc
           s = s.slice(0, i) + pct(s[i] ?? '') + s.slice(i + 1);
           break;
         case 'dup-dot':
-          s = s.slice(0, i) + '.' + s.slice(i);
+          s = `${s.slice(0, i)}.${s.slice(i)}`;
           break;
         case 'quote':
           s = `"${s}`;
           break;
         case 'space':
-          s = s.slice(0, i) + ' ' + s.slice(i);
+          s = `${s.slice(0, i)} ${s.slice(i)}`;
           break;
         case 'nul':
-          s = s.slice(0, i) + '\u0000' + s.slice(i);
+          s = `${s.slice(0, i)}\u0000${s.slice(i)}`;
           break;
       }
     }
