@@ -319,7 +319,7 @@ describe('hostile Cookie headers', () => {
       // and reach sesh; the tenth is sent raw and mostly meets the parser's own 400.
       const headers = fc
         .sample(header(true), { numRuns: HTTP_RUNS, seed: SEED + (name === 'express 5' ? 1 : 2) })
-        .map((h, i) => (i % 10 === 0 ? h : h.replace(/[\u0000-\u0008\u000a-\u001f\u007f]/g, '?')));
+        .map((h, i) => (i % 10 === 0 ? h : withoutControls(h)));
       const port = Number(new URL(running.url).port);
       const conn = new RawHttp(port);
       const statuses = new Map<number, number>();
@@ -369,6 +369,16 @@ describe('hostile Cookie headers', () => {
     });
   }
 });
+
+/** Replace the control characters an HTTP header value may not hold (all but tab) with '?'. */
+function withoutControls(h: string): string {
+  let out = '';
+  for (const ch of h) {
+    const c = ch.charCodeAt(0);
+    out += (c < 0x20 && c !== 0x09) || c === 0x7f ? '?' : ch;
+  }
+  return out;
+}
 
 /** Sequential HTTP/1.1 requests over one keep-alive socket, reconnecting when the server closes it. */
 class RawHttp {
