@@ -27,6 +27,8 @@ const HOUR = 60 * MIN;
 /** A revocation store that can be broken, delegating to a real MemoryStore. */
 class FlakyStore implements Store {
   down = false;
+  /** Only writes fail (reads work): for failures after the session was loaded. */
+  failWrites = false;
   constructor(readonly inner: MemoryStore) {}
   #check() {
     if (this.down) throw new Error('connection refused');
@@ -37,6 +39,7 @@ class FlakyStore implements Store {
   }
   async create(key: string, s: StoredSession) {
     this.#check();
+    if (this.failWrites) throw new Error('read-only replica');
     return this.inner.create(key, s);
   }
   async patch(key: string, p: SessionPatch) {
@@ -106,9 +109,13 @@ for (const { name, express } of expressVersions) {
         }
         res.send(`${state.userId}:${req.session.role}`);
       });
-      app.get('/logout', async (req, res) => {
-        await req.session.destroy();
-        res.send('bye');
+      app.get('/logout', async (req, res, next) => {
+        try {
+          await req.session.destroy();
+          res.send('bye');
+        } catch (err) {
+          next(err); // Express 4 does not catch async rejections itself
+        }
       });
       app.get('/null', (req, res) => {
         (req as unknown as { session: null }).session = null;
@@ -550,6 +557,28 @@ for (const { name, express } of expressVersions) {
       expect((await request(`${url}/read`)).status).toBe(200);
       flaky.down = false;
       expect((await jar.send('/read')).body).toBe('1');
+      // Logout while the store is down fails (503) and changes nothing; retried, it works.
+      const stolen = jar.header() as string;
+      flaky.failWrites = true;
+      const failed = await request(`${url}/logout`, { cookie: stolen });
+      expect(failed.status).toBe(503);
+      expect(failed.body).toBe('error:STORE_UNAVAILABLE');
+      expect(failed.setCookie).toEqual([]);
+      flaky.failWrites = false;
+      expect((await request(`${url}/read`, { cookie: stolen })).body).toBe('1');
+      await jar.send('/logout');
+      expect((await request(`${url}/read`, { cookie: stolen })).body).toBe('none');
+    });
+
+    it('rolling: every response re-seals the cookie (moving the idle deadline)', async () => {
+      const { url } = await start({ rolling: true });
+      const jar = new Jar(url);
+      await jar.send('/count');
+      const before = main(jar);
+      const r = await jar.send('/read');
+      expect(r.body).toBe('1');
+      expect(r.setCookie).toHaveLength(1);
+      expect(main(jar)).not.toBe(before);
     });
   });
 }

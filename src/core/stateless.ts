@@ -485,13 +485,13 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
     }
     async destroy(key: string): Promise<boolean> {
       if (!this.record || key !== this.key) return false;
+      const loaded = this.loaded;
+      // Deny-list first: when the revocation store fails, nothing has changed (the caller gets a
+      // 503 and the session is intact), rather than a cookie cleared here but still valid elsewhere.
+      if (loaded && loaded.key === key && revocation) await revokeSession(loaded.sid, loaded.deadline);
+      if (loaded && loaded.key === key) this.loaded = null;
       this.record = null;
       this.key = null;
-      const loaded = this.loaded;
-      if (loaded && loaded.key === key) {
-        this.loaded = null;
-        if (revocation) await revokeSession(loaded.sid, loaded.deadline);
-      }
       return true;
     }
   }
