@@ -526,7 +526,8 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
 
   /** Every candidate sealed value in the header: the plain cookie and a reassembled chunk set. */
   function candidates(header: string | undefined, scope: RequestScope): string[] {
-    const out = readCookie(header, name, maxValue);
+    // A single cookie longer than a Set-Cookie line can hold cannot be ours: refused before any crypto (A06).
+    const out = readCookie(header, name, MAX_COOKIE_BYTES);
     if (out.length > 0) scope.seen.add(name);
     const chunks: string[][] = [];
     for (let i = 0; i < MAX_CHUNKS; i++) {
