@@ -212,7 +212,15 @@ type ExpressFactory = () => Express & { json: unknown };
  */
 export function buildApp(
   express: unknown,
-  opts: { store?: Store; session?: Partial<ExpressSessionOptions>; csrf?: CsrfOptions | false } = {},
+  opts: {
+    store?: Store;
+    session?: Partial<ExpressSessionOptions>;
+    csrf?: CsrfOptions | false;
+    /** Extra routes, mounted before the error handler. */
+    routes?: (app: Express) => void;
+    /** Express settings such as `trust proxy`. */
+    settings?: Record<string, unknown>;
+  } = {},
 ): TestApp {
   const ex = express as ExpressFactory & {
     json: () => (req: Request, res: Response, next: NextFunction) => void;
@@ -238,6 +246,7 @@ export function buildApp(
     return g;
   };
   const arrive = { fn: async () => undefined };
+  for (const [k, v] of Object.entries(opts.settings ?? {})) app.set(k, v);
   app.use(mw);
   app.use(ex.json());
   app.use(ex.urlencoded({ extended: false }));
@@ -341,6 +350,7 @@ export function buildApp(
       res.json({ revoked: await revokeSession(req, String((req.body as { handle?: string }).handle)) });
     }),
   );
+  opts.routes?.(app);
   app.use((err: { status?: number; code?: string }, _req: Request, res: Response, _next: NextFunction) => {
     res.status(err.status ?? 500).json({ error: err.code ?? 'error' });
   });

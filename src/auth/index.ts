@@ -376,6 +376,16 @@ export async function revokeAllSessions(target: StoreHolder, userId: string): Pr
 }
 
 /**
+ * Set the roles of the request's own session (written with its next save). {@link setUserRoles}
+ * changes the stored sessions; this keeps the request's in-memory copy in step, so a later
+ * `regenerate()` in the same request does not write the old roles back.
+ */
+export function setSessionRoles(state: SessionState<SessionData>, roles: readonly string[]): void {
+  const list = checkRoles(roles);
+  state.setMeta(ROLES, list.length ? list : undefined);
+}
+
+/**
  * Change the roles recorded in every live session of a user, so a promotion or demotion takes
  * effect on their other devices at once instead of at expiry. Each session is patched in place
  * (update-if-exists: nothing is re-created). Call it after updating your user database; a login

@@ -13,12 +13,15 @@ import {
   revokeSession as revokeOneCore,
   revokeOtherSessions as revokeOthersCore,
   type SessionInfo,
+  type StoreHolder,
+  setSessionRoles,
+  setUserRoles as setUserRolesCore,
 } from '../../auth/index.js';
 import { SeshError } from '../../index.js';
 import { getSessionState, getSessions, hasSessionState } from './registry.js';
 
 export type { AuthFailure, AuthResult, AuthUser, LoginOptions, SessionInfo, StoreHolder } from '../../auth/index.js';
-export { deviceLabel, revokeAllSessions, setUserRoles } from '../../auth/index.js';
+export { deviceLabel, revokeAllSessions } from '../../auth/index.js';
 
 function context(req: Request): AuthContext {
   return { sessions: getSessions(req), state: getSessionState(req) };
@@ -180,4 +183,22 @@ export function revokeSession(req: Request, handle: string): Promise<boolean> {
 /** Revoke every session of the logged-in user except this one. Resolves the count. */
 export function revokeOtherSessions(req: Request): Promise<number> {
   return revokeOthersCore(context(req));
+}
+
+function isRequest(x: unknown): x is Request {
+  return typeof x === 'object' && x !== null && 'headers' in x && 'method' in x && hasSessionState(x as Request);
+}
+
+/**
+ * Change the roles of every live session of `userId` at once (promotion, demotion). Pass the
+ * middleware, its `.sessions`, a store, or the current `req`: with `req`, the request's own
+ * session is updated in memory too when it belongs to that user, so nothing in this request can
+ * write the old roles back. Resolves how many stored sessions were updated.
+ */
+export async function setUserRoles(target: StoreHolder | Request, userId: string, roles: readonly string[]): Promise<number> {
+  if (!isRequest(target)) return setUserRolesCore(target, userId, roles);
+  const n = await setUserRolesCore(getSessions(target), userId, roles);
+  const state = getSessionState(target);
+  if (state.userId === userId) setSessionRoles(state, roles);
+  return n;
 }
