@@ -405,6 +405,24 @@ describe('sesh/express-session options, exports and warnings', () => {
     }
   });
 
+  it('Store#load and Store#createSession build a Session with a Cookie from stored JSON', async () => {
+    const store = new MemoryStore();
+    const expires = new Date(Date.now() + 60_000).toISOString();
+    store.set('abc', { cookie: { originalMaxAge: 60_000, expires, httpOnly: true, path: '/' }, user: 'ann' });
+    const loaded = await new Promise<Session | undefined>((resolve, reject) =>
+      store.load('abc', (err, sess) => (err ? reject(err) : resolve(sess))),
+    );
+    expect(loaded).toBeInstanceOf(Session);
+    expect(loaded?.id).toBe('abc');
+    expect(loaded?.user).toBe('ann');
+    expect(loaded?.cookie).toBeInstanceOf(Cookie);
+    expect(loaded?.cookie.expires).toEqual(new Date(expires));
+    expect(loaded?.cookie.originalMaxAge).toBe(60_000);
+    expect(Object.keys(loaded as object)).toEqual(['cookie', 'user']);
+    const missing = await new Promise<unknown>((resolve) => store.load('nope', (_err, sess) => resolve(sess)));
+    expect(missing).toBeUndefined();
+  });
+
   it('MemoryStore sweeps expired sessions on writes (express-session only drops them when read)', () => {
     vi.useFakeTimers({ toFake: ['Date'], now: 1_700_000_000_000 });
     try {
