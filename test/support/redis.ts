@@ -8,7 +8,7 @@
  * install. The system service is never used: every test runs its own process.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, realpathSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -169,6 +169,9 @@ export function rawCommand(port: number, command: string, timeoutMs = 1_000): Pr
   });
 }
 
+/** An error that ends {@link waitFor} at once instead of being retried. */
+class Fatal extends Error {}
+
 async function waitFor(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
@@ -176,6 +179,7 @@ async function waitFor(what: string, timeoutMs: number, check: () => Promise<boo
     try {
       if (await check()) return;
     } catch (err) {
+      if (err instanceof Fatal) throw err;
       last = err;
     }
     await sleep(50);
@@ -235,6 +239,7 @@ export interface RedisServer {
 export async function startRedis(options: RedisServerOptions = {}): Promise<RedisServer> {
   const { server: bin } = await redisBinaries();
   const dir = mkdtempSync(join(tmpdir(), 'sesh-redis-'));
+  const realDir = realpathSync(dir);
   const persistence = options.persist
     ? ['--appendonly', 'yes', '--appendfsync', 'always', '--save', '']
     : ['--appendonly', 'no', '--save', ''];
@@ -276,8 +281,11 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
     });
     child = c;
     await waitFor(`redis-server on port ${port}`, 10_000, async () => {
-      if (exited) throw new Error(`redis-server exited: ${log.trim()}`);
-      return (await rawCommand(port, 'PING', 500)).startsWith('+PONG');
+      if (exited) throw new Fatal(`redis-server exited: ${log.trim()}`);
+      if (!(await rawCommand(port, 'PING', 500)).startsWith('+PONG')) return false;
+      // Make sure it is our server answering, not another test's that grabbed the port meanwhile.
+      if (!(await rawCommand(port, 'CONFIG GET dir', 500)).includes(realDir)) throw new Fatal(`port ${port} is in use by another server`);
+      return true;
     });
   };
 
