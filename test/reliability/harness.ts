@@ -47,6 +47,8 @@ export interface StoreKit {
   /** Number of session records the store holds right now (per-user index entries excluded). */
   records(): Promise<number>;
   dispose(): Promise<void>;
+  /** PostgreSQL only: the pool and table of this kit. */
+  pg?: { pool: pg.Pool; table: string };
 }
 
 /** Lazily started servers, one of each per test file; {@link disposeServers} in afterAll. */
@@ -160,6 +162,7 @@ export async function makeStore(kind: StoreKind, options: KitOptions = {}): Prom
       kit = {
         kind,
         store,
+        pg: { pool, table },
         records: async () => Number((await pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n),
         dispose: async () => {
           await store.close();
