@@ -60,6 +60,8 @@ export function verifyCsrfToken(state: SessionState<SessionData>, token: unknown
   const secret = secretOf(state);
   if (!secret) return false;
   const raw = Buffer.from(token, 'base64url');
+  // Only the canonical spelling: the last character carries 4 unused bits.
+  if (raw.length !== 2 * SECRET_BYTES || raw.toString('base64url') !== token) return false;
   const unmasked = Buffer.alloc(SECRET_BYTES);
   for (let i = 0; i < SECRET_BYTES; i++) unmasked[i] = (raw[i] as number) ^ (raw[i + SECRET_BYTES] as number);
   return timingSafeEqual(unmasked, secret);
