@@ -3,7 +3,7 @@
 // own temporary SQLite file, so the tests never touch .sesh/. Screenshots of every page go to
 // test-results/demo/ (git-ignored).
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -402,6 +402,23 @@ describe('devices and admin in Chromium', () => {
       await bob.context.close();
       await alice.context.close();
       await demo.stop();
+    }
+  });
+});
+
+describe('demo source', () => {
+  it('imports sesh only through public subpaths (package exports), like a user app', () => {
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { exports: Record<string, unknown> };
+    const dir = join(ROOT, 'examples/demo');
+    const specifiers = readdirSync(dir)
+      .filter((f) => f.endsWith('.mjs'))
+      .flatMap((f) =>
+        [...readFileSync(join(dir, f), 'utf8').matchAll(/^\s*(?:import|export)\b[^'"]*?from\s+'([^']+)'/gm)].map((m) => m[1] as string),
+      );
+    expect(specifiers).toContain('sesh/express');
+    for (const s of specifiers) {
+      if (s.startsWith('sesh')) expect(Object.keys(pkg.exports)).toContain(`.${s.slice('sesh'.length)}`);
+      else expect(s).toMatch(/^(node:|\.\/|express$|bcryptjs$)/);
     }
   });
 });
