@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser } from './support/browser.js';
+import { ensureChromium, launchBrowser } from './support/browser.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const SERVER = join(ROOT, 'examples/demo/server.mjs');
@@ -89,7 +89,7 @@ async function newDevice(ua?: string, mobile = false): Promise<{ context: Browse
     viewport: mobile ? { width: 390, height: 844 } : { width: 1024, height: 720 },
   });
   // Fail fast with Playwright's own message (which step, which selector) instead of the test timeout.
-  context.setDefaultTimeout(8_000);
+  context.setDefaultTimeout(15_000);
   return { context, page: await context.newPage() };
 }
 
@@ -108,7 +108,7 @@ afterAll(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-describe('demo app in Chromium', () => {
+describe('demo app in Chromium', { timeout: 60_000 }, () => {
   let demo: Demo;
   beforeAll(async () => {
     demo = await startDemo();
@@ -305,7 +305,7 @@ async function listenAttacker(target: string): Promise<{ url: string; close(): P
   };
 }
 
-describe('devices and admin in Chromium', () => {
+describe('devices and admin in Chromium', { timeout: 60_000 }, () => {
   it('two browsers are two devices: both listed, revoking one signs it out on its next request', async () => {
     const demo = await startDemo();
     const laptop = await newDevice();
@@ -406,6 +406,14 @@ describe('devices and admin in Chromium', () => {
   });
 });
 
+describe('browser support', () => {
+  it('a missing Chromium fails with a message that says what to install (nothing is downloaded)', () => {
+    expect(() => ensureChromium('/nonexistent/chromium')).toThrow(
+      /Chromium at \/nonexistent\/chromium.*apt-get install -y chromium.*Nothing is downloaded/,
+    );
+  });
+});
+
 describe('demo source', () => {
   it('imports sesh only through public subpaths (package exports), like a user app', () => {
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { exports: Record<string, unknown> };
@@ -423,7 +431,7 @@ describe('demo source', () => {
   });
 });
 
-describe('demo server process', () => {
+describe('demo server process', { timeout: 60_000 }, () => {
   it('sessions and the visit counter survive a server restart (even a kill): SQLite on disk', async () => {
     const db = join(mkdtempSync(join(tmp, 'restart-')), 'sessions.db');
     let demo = await startDemo({ db });

@@ -33,12 +33,12 @@ function executable(path: string): boolean {
  * Make sure Chromium is there: when it is missing and we run as root, install Debian's
  * `chromium` package with apt-get; otherwise fail with a message that says what to do.
  */
-export function ensureChromium(): string {
-  if (executable(CHROMIUM_PATH)) return CHROMIUM_PATH;
+export function ensureChromium(path: string = CHROMIUM_PATH): string {
+  if (executable(path)) return path;
   const root = typeof process.getuid === 'function' && process.getuid() === 0;
-  if (!root || CHROMIUM_PATH !== '/usr/bin/chromium') {
+  if (!root || path !== '/usr/bin/chromium') {
     throw new Error(
-      `The browser tests need Chromium at ${CHROMIUM_PATH}. Install Debian's package (sudo apt-get install -y chromium), or point SESH_CHROMIUM at a Chromium/Chrome binary. Nothing is downloaded by the tests.`,
+      `The browser tests need Chromium at ${path}. Install Debian's package (sudo apt-get install -y chromium), or point SESH_CHROMIUM at a Chromium/Chrome binary. Nothing is downloaded by the tests.`,
     );
   }
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
@@ -55,8 +55,8 @@ export function ensureChromium(): string {
       `Installing Chromium with apt-get failed (${(err as Error).message}); run: apt-get update && apt-get install -y chromium`,
     );
   }
-  if (!executable(CHROMIUM_PATH)) throw new Error(`apt-get installed "chromium" but ${CHROMIUM_PATH} is still missing.`);
-  return CHROMIUM_PATH;
+  if (!executable(path)) throw new Error(`apt-get installed "chromium" but ${path} is still missing.`);
+  return path;
 }
 
 /** Launch headless Chromium (a fresh temporary profile each time). Close it in afterAll. */
