@@ -31,7 +31,8 @@ for (const { name, express } of expressVersions) {
         expect(r.status, site).toBe(403);
         expect(r.json()).toEqual({ error: 'CSRF_REJECTED' });
       }
-      expect(events.filter((e) => e.type === 'csrf_rejected').length).toBeGreaterThanOrEqual(0);
+      expect(events.filter((e) => e.type === 'csrf_rejected')).toHaveLength(5);
+      expect(events.find((e) => e.type === 'csrf_rejected')?.detail).toBe('cross_site');
     });
 
     it('same-site passes only when allowSameSite is set', async () => {

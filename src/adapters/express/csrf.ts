@@ -83,7 +83,7 @@ export function csrf(options: CsrfOptions = {}): RequestHandler {
       return;
     }
     const reject = (why: string) => {
-      if (hasSessionState(req)) getSessions(req).options.onEvent?.({ type: 'csrf_rejected', detail: why });
+      emitRejected(req, why);
       next(new SeshError('CSRF_REJECTED', `Cross-site request refused (${why}).`, { status: 403 }));
     };
     try {
@@ -132,4 +132,13 @@ function header(req: Request, name: string): string | undefined {
  */
 export function csrfToken(req: Request): string {
   return issueCsrfToken(getSessionState(req));
+}
+
+/** Report a refusal to the engine's `onEvent`, when this request has a sesh engine (best effort). */
+function emitRejected(req: Request, why: string): void {
+  try {
+    if (hasSessionState(req)) getSessions(req).options.onEvent?.({ type: 'csrf_rejected', detail: why });
+  } catch {
+    // A session attached by another middleware (e.g. sesh/stateless) has no engine here.
+  }
 }
