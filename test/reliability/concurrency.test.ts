@@ -9,7 +9,7 @@
  * - with a logout in the middle: the session stays dead, no authenticated record remains.
  */
 import type { Express, NextFunction, Request, Response } from 'express';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { getSessionState, type SessionMiddleware, session } from '../../src/adapters/express/index.js';
 import { Client, expressVersions, listen, type Reply, type Running, request } from '../support/http.js';
 import { disposeServers, idOf, makeStore, param, type Row, report, SECRET, STORE_KINDS, type StoreKind, type StoreKit } from './harness.js';
@@ -17,6 +17,14 @@ import { disposeServers, idOf, makeStore, param, type Row, report, SECRET, STORE
 const N = param('SESH_STRESS_PARALLEL', 100, 400);
 const rows: Row[] = [];
 const apps: Running[] = [];
+const kits: StoreKit[] = [];
+
+// Each test has its own store (and PostgreSQL pool): release them at once, so 16 pools never
+// pile up against the test server's max_connections.
+afterEach(async () => {
+  for (const a of apps.splice(0)) await a.close().catch(() => {});
+  for (const k of kits.splice(0)) await k.dispose().catch(() => {});
+});
 
 afterAll(async () => {
   for (const a of apps) await a.close().catch(() => {});
@@ -28,6 +36,7 @@ type Bag = Record<string, unknown>;
 
 async function start(kind: StoreKind, express: (typeof expressVersions)[number]['express']) {
   const kit: StoreKit = await makeStore(kind);
+  kits.push(kit);
   const mw: SessionMiddleware = session({ secret: SECRET, store: kit.store, touchAfter: 0, onError: () => {} });
   const app: Express = express();
   app.use(mw);

@@ -172,6 +172,12 @@ export async function makeStore(kind: StoreKind, options: KitOptions = {}): Prom
       break;
     }
   }
+  let disposed: Promise<void> | undefined;
+  const dispose = kit.dispose;
+  kit.dispose = () => {
+    disposed ??= dispose();
+    return disposed;
+  };
   cleanups.push(() => kit.dispose());
   return kit;
 }
