@@ -2,6 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { revokeAllSessions, setUserRoles } from '../src/adapters/express/index.js';
 import { deviceLabel } from '../src/auth/index.js';
 import { MemoryStore } from '../src/stores/memory/index.js';
+import { FakeClock } from '../src/testing/index.js';
 import { Browser, buildApp, COOKIE, SpyStore, send, sessionCookie } from './security-support.js';
 import { expressVersions, listen, type Running } from './support/http.js';
 
@@ -70,6 +71,39 @@ for (const { name, express } of expressVersions) {
       expect(r.headers['cache-control']).toBe('no-store');
       expect(await store.inner.listByUser('alice')).toHaveLength(0);
       expect((await send(url, '/private', { cookie })).status).toBe(401);
+    });
+
+    it('logout can send Clear-Site-Data; requireAuth maxAuthAge asks for a fresh login', async () => {
+      const { logout, requireAuth } = await import('../src/adapters/express/index.js');
+      const clock = new FakeClock();
+      const t = buildApp(express, {
+        store: new SpyStore(new MemoryStore({ clock, sweepInterval: 0 })),
+        session: { clock },
+        routes: (app) => {
+          app.post('/logout-all', async (req, res, next) => {
+            try {
+              await logout(req, { clearSiteData: true });
+              res.json({ ok: true });
+            } catch (e) {
+              next(e);
+            }
+          });
+          app.get('/fresh', requireAuth({ maxAuthAge: 5 * 60_000 }), (_req, res) => {
+            res.json({ fresh: true });
+          });
+        },
+      });
+      const r = await listen(t.app);
+      running.push(r);
+      const b = new Browser(r.url);
+      await b.post('/login', { user: 'alice' });
+      expect((await b.send('/fresh')).status).toBe(200);
+      clock.advance(5 * 60_000 + 1);
+      expect((await b.send('/fresh')).json()).toEqual({ error: 'UNAUTHENTICATED' });
+      expect((await b.send('/private')).status).toBe(200);
+      const out = await b.post('/logout-all');
+      expect(out.headers['clear-site-data']).toBe('"cookies"');
+      expect(sessionCookie(out)).toBe('');
     });
 
     it('requireAuth gives 401 to anonymous users, requireRole 403 without the role', async () => {
