@@ -35,9 +35,11 @@ afterAll(async () => {
 type Bag = Record<string, unknown>;
 
 async function start(kind: StoreKind, express: (typeof expressVersions)[number]['express']) {
-  const kit: StoreKit = await makeStore(kind);
+  // Generous timeouts: this file checks what is stored, not how fast (a loaded CI machine may take
+  // seconds to get 100 requests through a 10-connection pool); outage.test.ts checks the timeouts.
+  const kit: StoreKit = await makeStore(kind, { pgTimeout: 15_000, redisTimeout: 15_000 });
   kits.push(kit);
-  const mw: SessionMiddleware = session({ secret: SECRET, store: kit.store, touchAfter: 0, onError: () => {} });
+  const mw: SessionMiddleware = session({ secret: SECRET, store: kit.store, touchAfter: 0, storeTimeout: 15_000, onError: () => {} });
   const app: Express = express();
   app.use(mw);
   app.get('/login', async (req, res) => {

@@ -40,9 +40,9 @@ function prng(seed: number): () => number {
 for (const kind of STORE_KINDS) {
   describe(`soak on ${kind}`, () => {
     it(`${CLIENTS} clients for ${SECONDS} s: every read matches the client's model`, async () => {
-      const kit = await makeStore(kind);
+      const kit = await makeStore(kind, { pgTimeout: 15_000, redisTimeout: 15_000 });
       const app: Express = expressVersions[0].express();
-      app.use(session({ secret: SECRET, store: kit.store, touchAfter: 1_000, onError: () => {} }));
+      app.use(session({ secret: SECRET, store: kit.store, touchAfter: 1_000, storeTimeout: 15_000, onError: () => {} }));
       app.get('/login', async (req, res) => {
         const state = getSessionState(req);
         await state.regenerate();
