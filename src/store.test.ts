@@ -30,9 +30,9 @@ describe('parseStoredJson', () => {
     const key = fc.constantFrom('__proto__', 'constructor', 'prototype', 'a', 'b');
     const record = fc.dictionary(key, fc.oneof(fc.integer(), fc.string()), { maxKeys: 4 });
     fc.assert(
-      fc.property(record, fc.boolean(), (rec, escape) => {
+      fc.property(record, fc.boolean(), (rec, escaped) => {
         let text = JSON.stringify(rec);
-        if (escape)
+        if (escaped)
           text = text.replace(
             /"(__proto__|constructor|prototype)"/g,
             (_m, k: string) => `"\\u00${k.charCodeAt(0).toString(16)}${k.slice(1)}"`,

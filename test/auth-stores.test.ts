@@ -113,9 +113,9 @@ for (const { name, make } of stores) {
       const b = new Browser(url);
       const c = new Browser(url);
       await a.post('/login', { user: 'carol', max: 2 });
-      await new Promise((r) => setTimeout(r, 5));
+      await new Promise((r) => setTimeout(r, 15));
       await b.post('/login', { user: 'carol', max: 2 });
-      await new Promise((r) => setTimeout(r, 5));
+      await new Promise((r) => setTimeout(r, 15));
       await c.post('/login', { user: 'carol', max: 2 });
       expect((await a.send('/private')).status).toBe(401);
       expect((await b.send('/private')).status).toBe(200);

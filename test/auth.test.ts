@@ -210,9 +210,9 @@ for (const { name, express } of expressVersions) {
       const b = new Browser(url);
       const c = new Browser(url);
       await a.post('/login', { user: 'alice', max: 2 });
-      await new Promise((r) => setTimeout(r, 5));
+      await new Promise((r) => setTimeout(r, 15));
       await b.post('/login', { user: 'alice', max: 2 });
-      await new Promise((r) => setTimeout(r, 5));
+      await new Promise((r) => setTimeout(r, 15));
       await c.post('/login', { user: 'alice', max: 2 });
       expect((await a.send('/private')).status).toBe(401);
       expect((await b.send('/private')).status).toBe(200);

@@ -200,6 +200,8 @@ export interface TestApp {
   events: SeshEvent[];
   /** Routes `/slow/*` wait on `gates[name]` (created on demand) after loading the session. */
   gate(name: string): Gate;
+  /** Names of the `/slow/*` requests that loaded their session and are parked on their gate. */
+  arrived: Set<string>;
   /** Routes `/race-login` wait on this barrier before calling login (set per test). */
   arrive: { fn: () => Promise<void> };
 }
@@ -246,6 +248,7 @@ export function buildApp(
     return g;
   };
   const arrive = { fn: async () => undefined };
+  const arrived = new Set<string>();
   for (const [k, v] of Object.entries(opts.settings ?? {})) app.set(k, v);
   app.use(mw);
   app.use(ex.json());
@@ -310,7 +313,9 @@ export function buildApp(
   app.post(
     '/slow/:name',
     wrap(async (req, res) => {
-      await gate(req.params.name as string).opened;
+      const name = req.params.name as string;
+      arrived.add(name);
+      await gate(name).opened;
       const b = (req.body ?? {}) as Record<string, unknown>;
       if (b.touch) req.session.touch();
       for (const k of Object.keys(b)) if (k !== 'touch') (req.session as unknown as Record<string, unknown>)[k] = b[k];
@@ -354,5 +359,5 @@ export function buildApp(
   app.use((err: { status?: number; code?: string }, _req: Request, res: Response, _next: NextFunction) => {
     res.status(err.status ?? 500).json({ error: err.code ?? 'error' });
   });
-  return { app, mw, events, gate, arrive };
+  return { app, mw, events, gate, arrive, arrived };
 }

@@ -371,7 +371,7 @@ describe('Fixation, termination and concurrency', () => {
     });
 
     it(`A21 logout race: a slow request cannot resurrect the session (${name})`, async () => {
-      const { url, store, gate, events } = await start({}, express);
+      const { url, store, gate, events, arrived } = await start({}, express);
       const b = await aliceOn(url);
       const cookie = b.cookie as string;
       for (const [g, body] of [
@@ -385,8 +385,7 @@ describe('Fixation, termination and concurrency', () => {
           body: JSON.stringify(body),
           headers: { 'sec-fetch-site': 'same-origin' },
         });
-        await vi.waitFor(() => expect(store.calls.get).toBeGreaterThan(0));
-        await new Promise((r) => setTimeout(r, 20)); // R1 has loaded and is parked on the gate
+        await vi.waitFor(() => expect(arrived.has(g)).toBe(true)); // R1 has loaded and is parked on the gate
         const out = await send(url, '/logout', { method: 'POST', cookie: c, body: '{}', headers: { 'sec-fetch-site': 'same-origin' } });
         expect(out.status).toBe(200);
         gate(g).release();
@@ -449,7 +448,7 @@ describe('Fixation, termination and concurrency', () => {
         body: JSON.stringify({ role: 'admin' }),
         headers: { 'sec-fetch-site': 'same-origin' },
       });
-      await new Promise((r) => setTimeout(r, 30));
+      await vi.waitFor(() => expect(t.arrived.has('stale')).toBe(true));
       // R2 demotes and rotates.
       expect((await b.post('/demote')).status).toBe(200);
       // R1b: another session of alice, loaded as admin before the demotion, writes a data key.
@@ -459,7 +458,7 @@ describe('Fixation, termination and concurrency', () => {
         body: JSON.stringify({ note: 'x' }),
         headers: { 'sec-fetch-site': 'same-origin' },
       });
-      await new Promise((r) => setTimeout(r, 30));
+      await vi.waitFor(() => expect(t.arrived.has('stale2')).toBe(true));
       t.gate('stale').release();
       t.gate('stale2').release();
       const [r1, r2] = await Promise.all([slow, slow2]);
