@@ -1,6 +1,7 @@
 import { SeshError, SessionTooLargeError } from '../errors.js';
 import { FORBIDDEN_KEYS } from '../store.js';
 import type { DataRecord, StoredSession } from '../types.js';
+import { isPlainObject, isTime } from './common.js';
 
 /** Names of the session API on `req.session`; data can never take them. */
 export const RESERVED_KEYS: ReadonlySet<string> = new Set(['id', 'regenerate', 'destroy', 'save', 'reload', 'touch']);
@@ -62,16 +63,6 @@ export function snapshotOf(value: unknown): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
-  const proto = Object.getPrototypeOf(v);
-  return proto === Object.prototype || proto === null;
-}
-
-function isTime(v: unknown): v is number {
-  return typeof v === 'number' && Number.isFinite(v) && v > 0 && v < 8.64e15;
 }
 
 /**

@@ -1,11 +1,11 @@
 import { type CompiledCookie, compileCookie, readCookie } from '../cookie/index.js';
 import { hmac, type KeyRing, keyRing } from '../crypto/index.js';
-import { SeshError, StoreUnavailableError } from '../errors.js';
+import { SeshError } from '../errors.js';
 import { type ResolvedOptions, resolveOptions, type SessionOptions } from '../options.js';
 import { type Store, type StoreCapabilities, storeCapabilities } from '../store.js';
-import type { SeshEventType, SessionData, StoredSession } from '../types.js';
+import type { SessionData, StoredSession } from '../types.js';
+import { dropsInsecureCookie, eventEmitter, storeCaller, warnIfInsecureDevMode } from './common.js';
 import { isValidRecord } from './data.js';
-import { deadlineRunner } from './deadline.js';
 import type { EngineInternals, RequestContext } from './internals.js';
 import { SessionState } from './session.js';
 import { MAX_TOKEN_LENGTH, signToken, storeKeyOf, verifyToken } from './token.js';
@@ -48,14 +48,6 @@ export interface Sessions<D = SessionData> {
   close(): Promise<void>;
 }
 
-function isLoopbackHost(host: string | undefined): boolean {
-  if (!host) return false;
-  const h = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d+$/, '');
-  return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
-}
-
-let warnedInsecure = false;
-
 /**
  * Create the session engine. Validates every option at once and throws an `OptionsError` that
  * says what to change.
@@ -90,40 +82,14 @@ export function createSessions<D = SessionData>(options: SessionOptions & { stor
   const timeoutMs = opts.storeTimeout;
 
   const sidHash = (id: string) => hmac(logKey, id).slice(0, 22);
-  // One shared timer for every store call's storeTimeout (not a timer and a Promise.race per call).
-  const deadlines = deadlineRunner(
-    timeoutMs,
-    (operation) =>
-      new StoreUnavailableError(operation, `The session store did not answer ${operation} within ${timeoutMs} ms (storeTimeout).`),
-  );
+  const call = storeCaller(timeoutMs, 'session store', onEvent);
+  const emit = eventEmitter(onEvent, sidHash);
 
   const internals: EngineInternals = {
     options: opts,
     store,
-    async call(operation, fn) {
-      try {
-        return await deadlines.run(operation, fn, store);
-      } catch (err) {
-        const e =
-          err instanceof StoreUnavailableError
-            ? err
-            : new StoreUnavailableError(
-                operation,
-                `The session store failed on ${operation}: ${(err as Error)?.message ?? String(err)}`,
-                err,
-              );
-        if (onEvent) onEvent({ type: 'store_error', detail: e.message, error: e });
-        throw e;
-      }
-    },
-    emit(type: SeshEventType, sid?: string | null, detail?: string, ip?: string) {
-      if (!onEvent) return;
-      const event: Parameters<typeof onEvent>[0] = { type };
-      if (sid) event.sidHash = sidHash(sid);
-      if (detail) event.detail = detail;
-      if (ip) event.ip = ip;
-      onEvent(event);
-    },
+    call: (operation, fn) => call(operation, fn, store),
+    emit,
     expiresAt(createdAt, lastSeen) {
       const hard = createdAt + absolute;
       return idle === false ? hard : Math.min(hard, lastSeen + idle);
@@ -195,25 +161,11 @@ export function createSessions<D = SessionData>(options: SessionOptions & { stor
   async function commit(state: SessionState<D>): Promise<CommitResult> {
     await state.flush(true);
     const setCookie = state.cookieHeaders();
-    if (setCookie.length > 0 && opts.cookie.secure && !state.request.secure && !isLoopbackHost(state.request.host)) {
-      // A Secure cookie over plain http to a non-local host would be dropped by the browser anyway.
-      internals.emit('insecure_transport', null, 'Secure session cookie not sent over plain http');
-      if (!warnedInsecure) {
-        warnedInsecure = true;
-        console.warn(
-          '[sesh] A session cookie was not sent because the request arrived over plain http. Behind a TLS-terminating proxy, enable your framework\'s trust proxy setting (Express: app.set("trust proxy", 1)); for plain-http development on another host, set insecureDevMode: true.',
-        );
-      }
-      return { setCookie: [] };
-    }
+    if (dropsInsecureCookie(setCookie, opts, state.request, emit)) return { setCookie: [] };
     return { setCookie };
   }
 
-  if (opts.insecureDevMode) {
-    console.warn(
-      '[sesh] insecureDevMode is on: the session cookie is sent without Secure and without the __Host- prefix. Never use this in production.',
-    );
-  }
+  warnIfInsecureDevMode(opts);
 
   return {
     options: opts,

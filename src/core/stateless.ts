@@ -4,7 +4,8 @@ import { hmac, keyRing, sha256 } from '../crypto/index.js';
 import { OptionsError, SeshError, SessionTooLargeError, StoreUnavailableError } from '../errors.js';
 import { type ResolvedOptions, resolveOptions, type SessionOptions } from '../options.js';
 import { applyPatch, parseStoredJson, type Store } from '../store.js';
-import type { DataRecord, SeshEventType, SessionData, SessionMeta, SessionPatch, StoredSession } from '../types.js';
+import type { DataRecord, SessionData, SessionMeta, SessionPatch, StoredSession } from '../types.js';
+import { dropsInsecureCookie, eventEmitter, isPlainObject, isTime, storeCaller, warnIfInsecureDevMode } from './common.js';
 import type { CommitResult, Sessions } from './engine.js';
 import type { EngineInternals, RequestContext } from './internals.js';
 import { SessionState } from './session.js';
@@ -153,24 +154,6 @@ interface LoadedCookie {
   deadline: number;
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
-  const proto = Object.getPrototypeOf(v);
-  return proto === Object.prototype || proto === null;
-}
-
-function isTime(v: unknown): v is number {
-  return typeof v === 'number' && Number.isFinite(v) && v > 0 && v < 8.64e15;
-}
-
-function isLoopbackHost(host: string | undefined): boolean {
-  if (!host) return false;
-  const h = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d+$/, '');
-  return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
-}
-
-let warnedInsecure = false;
-
 /**
  * Create the stateless engine: sessions live entirely in an AES-256-GCM sealed cookie. Same
  * options as `createSessions` (secret or key ring, timeouts, cookie attributes, clock, events),
@@ -227,48 +210,9 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
   /** Longest cookie value worth opening: anything longer cannot come from us. */
   const maxValue = MAX_COOKIE_BYTES * MAX_CHUNKS;
 
-  function emit(type: SeshEventType, sid?: string | null, detail?: string, ip?: string): void {
-    if (!onEvent) return;
-    const event: Parameters<typeof onEvent>[0] = { type };
-    if (sid) event.sidHash = sidHash(sid);
-    if (detail) event.detail = detail;
-    if (ip) event.ip = ip;
-    onEvent(event);
-  }
-
-  async function call<T>(operation: string, fn: () => Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      return await Promise.race([
-        fn(),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () =>
-              reject(
-                new StoreUnavailableError(
-                  operation,
-                  `The revocation store did not answer ${operation} within ${opts.storeTimeout} ms (storeTimeout).`,
-                ),
-              ),
-            opts.storeTimeout,
-          );
-        }),
-      ]);
-    } catch (err) {
-      const e =
-        err instanceof StoreUnavailableError
-          ? err
-          : new StoreUnavailableError(
-              operation,
-              `The revocation store failed on ${operation}: ${(err as Error)?.message ?? String(err)}`,
-              err,
-            );
-      if (onEvent) onEvent({ type: 'store_error', detail: e.message, error: e });
-      throw e;
-    } finally {
-      clearTimeout(timer);
-    }
-  }
+  const emit = eventEmitter(onEvent, sidHash);
+  const revocationCall = storeCaller(opts.storeTimeout, 'revocation store', onEvent);
+  const call = <T>(operation: string, fn: () => Promise<T>): Promise<T> => revocationCall(operation, fn, undefined);
 
   const expiresAt = (createdAt: number, lastSeen: number) => {
     const hard = createdAt + absolute;
@@ -691,24 +635,11 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
       setCookie = [...scope.seen].map(clearOf);
       scope.seen.clear();
     }
-    if (setCookie.length > 0 && opts.cookie.secure && !state.request.secure && !isLoopbackHost(state.request.host)) {
-      emit('insecure_transport', null, 'Secure session cookie not sent over plain http');
-      if (!warnedInsecure) {
-        warnedInsecure = true;
-        console.warn(
-          '[sesh] A session cookie was not sent because the request arrived over plain http. Behind a TLS-terminating proxy, enable your framework\'s trust proxy setting (Express: app.set("trust proxy", 1)); for plain-http development on another host, set insecureDevMode: true.',
-        );
-      }
-      return { setCookie: [] };
-    }
+    if (dropsInsecureCookie(setCookie, opts, state.request, emit)) return { setCookie: [] };
     return { setCookie };
   }
 
-  if (opts.insecureDevMode) {
-    console.warn(
-      '[sesh] insecureDevMode is on: the session cookie is sent without Secure and without the __Host- prefix. Never use this in production.',
-    );
-  }
+  warnIfInsecureDevMode(opts);
 
   return {
     options: opts,

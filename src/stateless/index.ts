@@ -1,15 +1,6 @@
-import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { isRegistered, register } from '../adapters/express/registry.js';
-import { deferUntilCommitted } from '../adapters/express/response.js';
-import {
-  createStatelessSessions,
-  isSeshError,
-  type Session,
-  type SessionData,
-  type SessionState,
-  type StatelessOptions,
-  type StatelessSessions,
-} from '../index.js';
+import type { Request, RequestHandler } from 'express';
+import { sessionHandler } from '../adapters/express/mount.js';
+import { createStatelessSessions, type Session, type SessionData, type StatelessOptions, type StatelessSessions } from '../index.js';
 
 declare global {
   namespace Express {
@@ -73,27 +64,9 @@ export function session(options: StatelessExpressOptions): StatelessMiddleware {
       console.error('[sesh] could not seal the session:', error);
     });
 
-  const middleware = async (req: Request, res: Response, next: NextFunction): Promise<void> => {
-    if (isRegistered(req)) {
-      next();
-      return;
-    }
-    let state: SessionState<SessionData>;
-    try {
-      state = await sessions.load({
-        cookie: req.headers.cookie,
-        secure: req.secure,
-        host: req.headers.host,
-        ip: req.ip,
-        userAgent: req.headers['user-agent'],
-      });
-    } catch (err) {
-      next(err);
-      return;
-    }
-    // Registered like the server-side middleware, so getSessionState(req), getSessions(req) and
-    // the auth helpers of sesh/express work unchanged.
-    register(req, state, sessions);
+  // Registered like the server-side middleware, so getSessionState(req), getSessions(req) and
+  // the auth helpers of sesh/express work unchanged.
+  const middleware = sessionHandler(sessions, onError, (req, state) => {
     let pending: Promise<void> | null = null;
     // `req.session = null` ends the session, as with cookie-session; anything else is refused.
     Object.defineProperty(req, 'session', {
@@ -110,19 +83,11 @@ export function session(options: StatelessExpressOptions): StatelessMiddleware {
         pending = p;
       },
     });
-    deferUntilCommitted(
-      res,
-      async () => {
-        if (pending) await pending;
-        return sessions.commit(state);
-      },
-      (err) => {
-        onError(err, req);
-        return isSeshError(err) && err.status >= 500 ? err.status : 500;
-      },
-    );
-    next();
-  };
+    return async () => {
+      if (pending) await pending;
+      return sessions.commit(state);
+    };
+  });
   return Object.assign(middleware as RequestHandler, {
     sessions,
     revokeUser: (userId: string) => sessions.revokeUser(userId),

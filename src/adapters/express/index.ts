@@ -1,4 +1,4 @@
-import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { Request, RequestHandler } from 'express';
 import {
   createSessions,
   isSeshError,
@@ -7,13 +7,12 @@ import {
   type Session,
   type SessionData,
   type SessionOptions,
-  type SessionState,
   type Sessions,
   type Store,
 } from '../../index.js';
 import { DEFAULT_SQLITE_PATH, SqliteStore } from '../../stores/sqlite/index.js';
-import { attachSessionState, getSessionState, getSessions, hasSessionState, isRegistered, register } from './registry.js';
-import { deferUntilCommitted } from './response.js';
+import { sessionHandler } from './mount.js';
+import { attachSessionState, getSessionState, getSessions, hasSessionState } from './registry.js';
 
 export { attachSessionState, getSessionState, getSessions, hasSessionState };
 
@@ -105,36 +104,10 @@ export function session(options: ExpressSessionOptions): SessionMiddleware {
       console.error('[sesh] could not save the session:', error);
     });
 
-  const middleware = async (req: Request, res: Response, next: NextFunction): Promise<void> => {
-    if (isRegistered(req)) {
-      next();
-      return;
-    }
-    let state: SessionState<SessionData>;
-    try {
-      state = await sessions.load({
-        cookie: req.headers.cookie,
-        secure: req.secure,
-        host: req.headers.host,
-        ip: req.ip,
-        userAgent: req.headers['user-agent'],
-      });
-    } catch (err) {
-      next(err);
-      return;
-    }
-    register(req, state, sessions);
+  const middleware = sessionHandler(sessions, onError, (req, state) => {
     req.session = state.session;
-    deferUntilCommitted(
-      res,
-      () => sessions.commit(state),
-      (err) => {
-        onError(err, req);
-        return isSeshError(err) && err.status >= 500 ? err.status : 500;
-      },
-    );
-    next();
-  };
+    return () => sessions.commit(state);
+  });
   return Object.assign(middleware as RequestHandler, {
     sessions,
     close: () => sessions.close(),

@@ -1,0 +1,42 @@
+import type { NextFunction, Request, Response } from 'express';
+import { type CommitResult, isSeshError, type SessionData, type SessionState, type Sessions } from '../../index.js';
+import { isRegistered, register } from './registry.js';
+import { deferUntilCommitted } from './response.js';
+
+/**
+ * @internal The request handler shared by the server-side and the stateless Express middlewares:
+ * load the session from the request, register it (so `getSessionState`, `getSessions` and the auth
+ * helpers find it), let `expose` put it on `req` and say how to commit it, and commit it before
+ * the response's headers leave. A second session middleware on the same request is a no-op.
+ */
+export function sessionHandler(
+  sessions: Sessions<SessionData>,
+  onError: (error: unknown, req: Request) => void,
+  expose: (req: Request, state: SessionState<SessionData>) => () => Promise<CommitResult>,
+): (req: Request, res: Response, next: NextFunction) => Promise<void> {
+  return async (req, res, next) => {
+    if (isRegistered(req)) {
+      next();
+      return;
+    }
+    let state: SessionState<SessionData>;
+    try {
+      state = await sessions.load({
+        cookie: req.headers.cookie,
+        secure: req.secure,
+        host: req.headers.host,
+        ip: req.ip,
+        userAgent: req.headers['user-agent'],
+      });
+    } catch (err) {
+      next(err);
+      return;
+    }
+    register(req, state, sessions);
+    deferUntilCommitted(res, expose(req, state), (err) => {
+      onError(err, req);
+      return isSeshError(err) && err.status >= 500 ? err.status : 500;
+    });
+    next();
+  };
+}

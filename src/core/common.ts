@@ -1,0 +1,97 @@
+import { StoreUnavailableError } from '../errors.js';
+import type { ResolvedOptions } from '../options.js';
+import type { SeshEventType } from '../types.js';
+import { deadlineRunner } from './deadline.js';
+import type { RequestContext } from './internals.js';
+
+/** @internal Pieces shared by the server-side engine and the stateless engine. */
+
+/** A plain object (`{}` or `Object.create(null)`), not an array, class instance or null. */
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+/** A positive, finite epoch-milliseconds value inside the range of `Date`. */
+export function isTime(v: unknown): v is number {
+  return typeof v === 'number' && Number.isFinite(v) && v > 0 && v < 8.64e15;
+}
+
+/** True for `localhost`, `*.localhost`, `::1` and `127.x.x.x`, with or without a port. */
+export function isLoopbackHost(host: string | undefined): boolean {
+  if (!host) return false;
+  const h = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d+$/, '');
+  return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
+}
+
+/** An engine's event reporter: the session ID only ever leaves as its keyed hash. */
+export type Emit = (type: SeshEventType, sid?: string | null, detail?: string, ip?: string) => void;
+
+/** Build the `emit` of an engine from its `onEvent` option and its keyed ID hash. */
+export function eventEmitter(onEvent: ResolvedOptions['onEvent'], sidHash: (id: string) => string): Emit {
+  return (type, sid, detail, ip) => {
+    if (!onEvent) return;
+    const event: Parameters<typeof onEvent>[0] = { type };
+    if (sid) event.sidHash = sidHash(sid);
+    if (detail) event.detail = detail;
+    if (ip) event.ip = ip;
+    onEvent(event);
+  };
+}
+
+/**
+ * Run store calls under the engine's `storeTimeout` (one shared timer, see deadline.ts). A timeout
+ * or any failure becomes a `StoreUnavailableError` (HTTP 503) and a `store_error` event.
+ * `what` names the store in messages ("session store", "revocation store").
+ */
+export function storeCaller(
+  limitMs: number,
+  what: string,
+  onEvent: ResolvedOptions['onEvent'],
+): <A, T>(operation: string, fn: (arg: A) => Promise<T>, arg: A) => Promise<T> {
+  const deadlines = deadlineRunner(
+    limitMs,
+    (operation) => new StoreUnavailableError(operation, `The ${what} did not answer ${operation} within ${limitMs} ms (storeTimeout).`),
+  );
+  return async (operation, fn, arg) => {
+    try {
+      return await deadlines.run(operation, fn, arg);
+    } catch (err) {
+      const e =
+        err instanceof StoreUnavailableError
+          ? err
+          : new StoreUnavailableError(operation, `The ${what} failed on ${operation}: ${(err as Error)?.message ?? String(err)}`, err);
+      if (onEvent) onEvent({ type: 'store_error', detail: e.message, error: e });
+      throw e;
+    }
+  };
+}
+
+let warnedInsecure = false;
+
+/**
+ * True when a Secure cookie is about to go out over plain http to a host that is not loopback: the
+ * browser would drop it, so the engine sends nothing, reports `insecure_transport` and warns once
+ * per process with the fix (trust proxy, or `insecureDevMode` for development).
+ */
+export function dropsInsecureCookie(setCookie: readonly string[], opts: ResolvedOptions, request: RequestContext, emit: Emit): boolean {
+  if (setCookie.length === 0 || !opts.cookie.secure || request.secure || isLoopbackHost(request.host)) return false;
+  emit('insecure_transport', null, 'Secure session cookie not sent over plain http');
+  if (!warnedInsecure) {
+    warnedInsecure = true;
+    console.warn(
+      '[sesh] A session cookie was not sent because the request arrived over plain http. Behind a TLS-terminating proxy, enable your framework\'s trust proxy setting (Express: app.set("trust proxy", 1)); for plain-http development on another host, set insecureDevMode: true.',
+    );
+  }
+  return true;
+}
+
+/** Warn at startup when `insecureDevMode` is on. */
+export function warnIfInsecureDevMode(opts: ResolvedOptions): void {
+  if (opts.insecureDevMode) {
+    console.warn(
+      '[sesh] insecureDevMode is on: the session cookie is sent without Secure and without the __Host- prefix. Never use this in production.',
+    );
+  }
+}
