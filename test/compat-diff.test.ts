@@ -1,11 +1,19 @@
 /**
  * Differential suite: the same request sequences go through an app on express-session 1.19 (the
- * oracle) and an app on sesh/express-session; status, body, Set-Cookie attributes and store
- * contents must match (modulo the random IDs, signatures and Expires timestamps).
+ * oracle) and an app on sesh/express-session; status, body, Set-Cookie attributes (Expires
+ * included) and store contents (cookie expiry and originalMaxAge included) must match exactly,
+ * modulo the random IDs, which are labelled in order of appearance, and the signatures, which are
+ * checked to be express-session's HMAC of the ID under the first secret.
+ *
+ * Time is a controlled clock (only `Date` is faked; timers and I/O are real): every sequence starts
+ * at the same instant and each step moves it by a fixed amount, and both apps see the same instant
+ * for the same step. So an Expires second boundary, a millisecond of drift between two `Date.now()`
+ * calls, or a slow machine cannot make the two sides differ.
  */
+import { createHmac } from 'node:crypto';
 import oracleSession from 'express-session';
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import seshSession from '../src/compat/index.js';
 import { closeAll, routes } from './compat-harness.js';
 import { expressVersions, listen, type Running, request } from './support/http.js';
@@ -14,9 +22,16 @@ type Opts = Record<string, unknown>;
 // biome-ignore lint/suspicious/noExplicitAny: both middleware factories take the same options object.
 type Factory = (o: any) => any;
 
+/** Where every sequence starts: a fixed instant with a sub-second part (Expires truncates it). */
+const T0 = Date.UTC(2030, 0, 15, 10, 20, 30, 456);
+/** How far the clock moves before each step unless the step says otherwise. */
+const STEP_MS = 1_000;
+
 /** A browser-like jar for the cookies of one app (name → value), honouring Max-Age/Expires deletion. */
 class Jar {
   cookies = new Map<string, string>();
+  /** Every value ever set, even once expired or cleared: what a client that ignores expiry sends. */
+  kept = new Map<string, string>();
   header(): string | undefined {
     if (this.cookies.size === 0) return undefined;
     return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
@@ -26,28 +41,41 @@ class Jar {
       const [pair] = line.split(';');
       const eq = (pair as string).indexOf('=');
       const name = (pair as string).slice(0, eq);
-      const exp = /Expires=([^;]+)/i.exec(line);
-      if (exp && Date.parse(exp[1] as string) <= Date.now()) this.cookies.delete(name);
+      const exp = /;\s*Expires=([^;]+)/i.exec(line);
+      const maxAge = /;\s*Max-Age=(-?\d+)/i.exec(line);
+      // Date.now() is the controlled clock, the same instant on both sides.
+      const gone = maxAge ? Number(maxAge[1]) <= 0 : exp ? Date.parse(exp[1] as string) <= Date.now() : false;
+      this.kept.set(name, (pair as string).slice(eq + 1));
+      if (gone) this.cookies.delete(name);
       else this.cookies.set(name, (pair as string).slice(eq + 1));
     }
   }
 }
 
-/** Maps each distinct session ID of one app to id0, id1... in order of appearance. */
+/**
+ * Maps each distinct session ID of one app to <id0>, <id1>... in order of appearance. The labels
+ * use characters no ID contains, and all IDs are replaced in one pass, so an ID that happens to
+ * contain the text of a label (or of another ID) cannot be rewritten twice.
+ */
 class Ids {
   map = new Map<string, string>();
+  #re: RegExp | undefined;
   label(id: string): string {
     let l = this.map.get(id);
     if (!l) {
-      l = `id${this.map.size}`;
+      l = `<id${this.map.size}>`;
       this.map.set(id, l);
+      this.#re = undefined;
     }
     return l;
   }
   text(s: string): string {
-    let out = s;
-    for (const [id, l] of this.map) out = out.split(id).join(l);
-    return out;
+    if (this.map.size === 0) return s;
+    if (!this.#re) {
+      const keys = [...this.map.keys()].sort((a, b) => b.length - a.length);
+      this.#re = new RegExp(keys.map((k) => k.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'g');
+    }
+    return s.replace(this.#re, (m) => this.map.get(m) as string);
   }
 }
 
@@ -56,37 +84,56 @@ interface Side {
   store: { sessions: Record<string, string>; clear(cb?: () => void): void };
   jar: Jar;
   ids: Ids;
+  /** The secret that signs (the first one), to check every signature. */
+  secret: string;
 }
 
-function normCookie(line: string, ids: Ids): string {
-  return ids
-    .text(line)
-    .replace(/^([^=]+)=s%3A([^.;]+)\.[A-Za-z0-9%+/_-]+/, (_m, n, id) => `${n}=s:${ids.label(id)}.SIG`)
-    .replace(/Expires=[^;]+/, 'Expires=DATE');
+/** express-session's cookie signature: base64 HMAC-SHA256 of the ID without `=` padding. */
+function signature(id: string, secret: string): string {
+  return createHmac('sha256', secret).update(id).digest('base64').replace(/=+$/, '');
+}
+
+function normCookie(line: string, side: Side): string {
+  return line.replace(/^([^=;]+)=s%3A([^.;]+)\.([^;]*)/, (_m, n: string, rawId: string, rawSig: string) => {
+    const id = decodeURIComponent(rawId);
+    const ok = decodeURIComponent(rawSig) === signature(id, side.secret);
+    return `${n}=s:${side.ids.label(id)}.${ok ? 'SIG' : `BAD-SIG(${rawSig})`}`;
+  });
 }
 
 function normStore(side: Side): Record<string, unknown> {
+  // Label unseen IDs in insertion order first, then list by label.
+  const sids = Object.keys(side.store.sessions);
+  for (const sid of sids) side.ids.label(sid);
+  const num = (sid: string) => Number(/\d+/.exec(side.ids.label(sid))?.[0]);
   const out: Record<string, unknown> = {};
-  for (const sid of Object.keys(side.store.sessions).sort((a, b) => side.ids.label(a).localeCompare(side.ids.label(b)))) {
-    const parsed = JSON.parse(side.store.sessions[sid] as string) as { cookie: Record<string, unknown> };
-    if (typeof parsed.cookie.expires === 'string') parsed.cookie.expires = 'DATE';
-    // express-session derives originalMaxAge from Date.now() twice, so it may be off by a millisecond.
-    if (typeof parsed.cookie.originalMaxAge === 'number') parsed.cookie.originalMaxAge = Math.round(parsed.cookie.originalMaxAge / 1000);
-    out[side.ids.label(sid)] = parsed;
-  }
+  for (const sid of sids.sort((a, b) => num(a) - num(b))) out[side.ids.label(sid)] = JSON.parse(side.store.sessions[sid] as string);
   return out;
 }
 
 interface Step {
   path: string;
+  /** How far the controlled clock moves before this step (default STEP_MS). */
+  advance?: number;
   headers?: Record<string, string>;
-  /** 'jar' (default), 'none' (no cookie), or a raw Cookie header built from the jar value. */
-  cookie?: 'jar' | 'none' | ((jarHeader: string | undefined) => string);
+  /**
+   * 'jar' (default), 'none' (no cookie), 'replay' (every cookie last set, even expired ones: a
+   * client that ignores Expires), or a raw Cookie header built from the jar value.
+   */
+  cookie?: 'jar' | 'none' | 'replay' | ((jarHeader: string | undefined) => string);
 }
 
 async function send(side: Side, step: Step) {
   const jarHeader = side.jar.header();
-  const cookie = step.cookie === 'none' ? undefined : typeof step.cookie === 'function' ? step.cookie(jarHeader) : jarHeader;
+  const replay = [...side.jar.kept].map(([k, v]) => `${k}=${v}`).join('; ') || undefined;
+  const cookie =
+    step.cookie === 'none'
+      ? undefined
+      : step.cookie === 'replay'
+        ? replay
+        : typeof step.cookie === 'function'
+          ? step.cookie(jarHeader)
+          : jarHeader;
   const reply = await request(side.run.url + step.path, { cookie, headers: step.headers ?? {} });
   for (const line of reply.setCookie) {
     const m = /^[^=]+=s%3A([^.;]+)\./.exec(line);
@@ -99,7 +146,7 @@ async function send(side: Side, step: Step) {
     status: reply.status,
     location: reply.headers.get('location'),
     body: side.ids.text(reply.body),
-    setCookie: reply.setCookie.map((l) => normCookie(l, side.ids)),
+    setCookie: reply.setCookie.map((l) => normCookie(l, side)),
     store: normStore(side),
   };
 }
@@ -111,8 +158,12 @@ async function compare(a: Side, b: Side, steps: Step[]): Promise<void> {
     side.jar = new Jar();
     side.ids = new Ids();
   }
+  let now = T0;
   for (const [i, step] of steps.entries()) {
+    now += step.advance ?? STEP_MS;
+    vi.setSystemTime(now);
     const ra = await send(a, step);
+    vi.setSystemTime(now);
     const rb = await send(b, step);
     const got = { step: i, path: step.path, ...rb };
     const want = { step: i, path: step.path, ...ra };
@@ -136,7 +187,8 @@ async function makeSide(
   app.use(factory({ secret: 'keyboard cat', ...options, store }));
   routes(app);
   const run = await listen(app);
-  return { run, store, jar: new Jar(), ids: new Ids() };
+  const secret = (options.secret ?? 'keyboard cat') as string | string[];
+  return { run, store, jar: new Jar(), ids: new Ids(), secret: (Array.isArray(secret) ? secret[0] : secret) as string };
 }
 
 const ALPHABET = [
@@ -173,13 +225,19 @@ for (const { name, express } of expressVersions) {
   describe(`differential: express-session vs sesh/express-session (${name})`, () => {
     const sides: Array<[Side, Side]> = [];
     beforeAll(async () => {
+      // Only Date is faked: the servers, sockets and timers run for real.
+      vi.useFakeTimers({ toFake: ['Date'] });
+      vi.setSystemTime(T0);
       for (const options of CONFIGS) {
         const a = await makeSide(oracleSession as Factory, oracleSession.MemoryStore as never, express, options);
         const b = await makeSide(seshSession as Factory, seshSession.MemoryStore as never, express, options);
         sides.push([a, b]);
       }
     });
-    afterAll(() => closeAll(sides.flat().map((s) => s.run)));
+    afterAll(async () => {
+      vi.useRealTimers();
+      await closeAll(sides.flat().map((s) => s.run));
+    });
 
     it('random request sequences give the same replies and store contents, for every option combination', async () => {
       for (const [i, [a, b]] of sides.entries()) {
@@ -251,6 +309,28 @@ for (const { name, express } of expressVersions) {
             { path: '/set/a/1' },
             { path: '/read', cookie: (h) => `connect.sid=s%3Abogus.x; ${h}` },
             { path: '/read', cookie: (h) => `${h}; connect.sid=s%3Abogus.x` },
+          ],
+        ],
+        // expiry on the controlled clock: still alive just before, gone after; a client that ignores
+        // Expires gets no session either (the store refuses the expired record)
+        [
+          { resave: false, saveUninitialized: false, cookie: { maxAge: 5_000 } },
+          [
+            { path: '/set/a/1' },
+            { path: '/read', advance: 4_999 },
+            { path: '/read', advance: 4_999 },
+            { path: '/read', advance: 5_000 },
+            { path: '/read', cookie: 'replay', advance: 0 },
+            { path: '/set/b/2' },
+          ],
+        ],
+        [
+          { resave: true, saveUninitialized: true, rolling: true, cookie: { maxAge: 2_000 } },
+          [
+            { path: '/read' },
+            { path: '/read', advance: 1_999 },
+            { path: '/read', advance: 2_000 },
+            { path: '/read', cookie: 'replay', advance: 0 },
           ],
         ],
         // quoted value and other cookies around it
@@ -332,8 +412,6 @@ for (const { name, express } of expressVersions) {
     }, 60_000);
   });
 }
-
-import { createHmac } from 'node:crypto';
 
 function signOld(id: string): string {
   return `${id}.${createHmac('sha256', 'keyboard cat').update(id).digest('base64').replace(/=+$/, '')}`;

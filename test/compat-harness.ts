@@ -13,7 +13,11 @@ export function dataOf(sess: Record<string, unknown> | null | undefined): Record
   return out;
 }
 
-/** What every route answers: data, ID (normalized later) and cookie facts that do not depend on time. */
+/**
+ * What every route answers: data, ID (normalized later) and the cookie's timing and attributes.
+ * The differential suite runs on a controlled clock, so `maxAge`, `originalMaxAge` and `expires`
+ * are compared exactly.
+ */
 function report(req: AnyReq, extra: Record<string, unknown> = {}) {
   const c = req.session?.cookie;
   return {
@@ -22,9 +26,9 @@ function report(req: AnyReq, extra: Record<string, unknown> = {}) {
     data: dataOf(req.session),
     cookie: c
       ? {
-          originalMaxAge: c.originalMaxAge == null ? c.originalMaxAge : Math.round(c.originalMaxAge / 1000),
-          hasExpires: c.expires instanceof Date,
-          maxAgeSign: c.maxAge == null ? null : Math.sign(Math.round(c.maxAge / 1000)),
+          originalMaxAge: c.originalMaxAge,
+          expires: c.expires instanceof Date ? c.expires.toISOString() : (c.expires ?? null),
+          maxAge: c.maxAge,
           httpOnly: c.httpOnly,
           path: c.path,
           secure: c.secure ?? null,
