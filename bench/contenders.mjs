@@ -55,7 +55,7 @@ export const contenders = {
   'sesh memory': () =>
     seshWith(async () => {
       const { MemoryStore } = await import('sesh/stores/memory');
-      return { store: new MemoryStore() };
+      return { store: new MemoryStore({ quiet: true }) };
     }),
 
   'sesh sqlite': (env) =>

@@ -1,15 +1,30 @@
 // Engine-level micro-benchmark (no HTTP): CPU µs per load + commit for the three benchmark routes on
-// the memory store, from a build (default ../dist; SESH_DIST=/path for another one, e.g. a JS-only
-// `npx tsup --no-dts --out-dir /tmp/sesh-dist`). Usage: node bench/hotpath.mjs [iterations].
+// the memory or SQLite store, from a build (default ../dist; SESH_DIST=/path for another one, e.g. a
+// JS-only `npx tsup --no-dts --out-dir /tmp/sesh-dist`).
+// Usage: node bench/hotpath.mjs [iterations] [memory|sqlite]   (profile: node --cpu-prof bench/hotpath.mjs ...)
 // Used to find and check hot-path optimisations; the HTTP numbers of `npm run bench` are the ones that count.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 const dist = process.env.SESH_DIST ? pathToFileURL(`${process.env.SESH_DIST}/`).href : new URL('../dist/', import.meta.url).href;
 const { createSessions } = await import(`${dist}index.js`);
-const { MemoryStore } = await import(`${dist}stores/memory.js`);
 
 const N = Number(process.argv[2] ?? 200_000);
-const store = new MemoryStore({ maxEntries: 10_000, sweepInterval: 0, quiet: true });
+const kind = process.argv[3] ?? 'memory';
+let store;
+let tmp;
+if (kind === 'memory') {
+  const { MemoryStore } = await import(`${dist}stores/memory.js`);
+  store = new MemoryStore({ maxEntries: 10_000, sweepInterval: 0, quiet: true });
+} else if (kind === 'sqlite') {
+  const { SqliteStore } = await import(`${dist}stores/sqlite.js`);
+  tmp = mkdtempSync(join(tmpdir(), 'sesh-hotpath-'));
+  store = new SqliteStore({ path: join(tmp, 'sessions.db'), purgeInterval: 0 });
+} else {
+  throw new Error(`unknown store ${kind} (memory or sqlite)`);
+}
 const sessions = createSessions({ secret: 'bench-3f9c1d7e5a2b8c4d6e0f1a2b3c4d5e6f7a8b9c0d', store });
 const ctx = (cookie) => ({ cookie, secure: false, host: '127.0.0.1:3000', ip: '127.0.0.1', userAgent: 'autocannon' });
 
@@ -50,5 +65,7 @@ for (const [name, fn] of Object.entries(routes)) {
     const cpu = process.cpuUsage(c0);
     best = Math.min(best, (cpu.user + cpu.system) / (N / 5));
   }
-  console.log(`${name.padEnd(6)} ${best.toFixed(2).padStart(6)} µs CPU/op (best of 5)`);
+  console.log(`${kind.padEnd(7)}${name.padEnd(6)} ${best.toFixed(2).padStart(6)} µs CPU/op (best of 5)`);
 }
+await sessions.close();
+if (tmp) rmSync(tmp, { recursive: true, force: true });
