@@ -1002,32 +1002,84 @@ describe('Auth helpers', () => {
       }),
     );
     try {
-      const store = new SpyStore();
-      const t = buildApp(express5, { store, session: { onError: undefined } });
+      const clock = new FakeClock();
+      // The store's own clock lags, so the engine is the one that finds the session expired.
+      const store = new SpyStore(new MemoryStore({ clock: new FakeClock(clock.now()), sweepInterval: 0 }));
+      const t = buildApp(express5, { store, session: { onError: undefined, clock } });
       const r = await listen(t.app);
       running.push(r);
       const secrets: string[] = [];
+      const attackerValues: string[] = [];
       const b = await aliceOn(r.url);
       secrets.push(b.cookie as string);
       await b.post('/regenerate');
       secrets.push(b.cookie as string);
       await b.send('/sessions');
-      await send(r.url, '/whoami', { cookie: `${COOKIE}=${forged()}; ${b.cookie}` });
+      // invalid_signature and duplicate_cookie, with attacker-chosen values next to a real one
+      const f = forged();
+      attackerValues.push(f);
+      await send(r.url, '/whoami', { cookie: `${COOKIE}=${f}; ${b.cookie}` });
+      const other = await aliceOn(r.url);
+      secrets.push(other.cookie as string);
+      await send(r.url, '/whoami', { cookie: `${b.cookie}; ${other.cookie}` });
+      // malformed_cookie (log-injection attempt) and csrf_rejected
+      attackerValues.push('v1.evil\\r\\nX-Injected');
+      await send(r.url, '/whoami', { cookie: `${COOKIE}=${attackerValues[1]}` });
+      await b.post('/set', { x: 0 }, { 'sec-fetch-site': 'cross-site' });
+      // store_error on patch and on get
       store.fail.add('patch');
       await b.post('/set', { x: 1 });
       store.fail.clear();
       store.fail.add('get');
       await b.send('/private');
       store.fail.clear();
+      // revoked: another device of the same user, by its owner
+      const phone = await aliceOn(r.url);
+      secrets.push(phone.cookie as string);
+      await b.post('/revoke-others');
+      await send(r.url, '/private', { cookie: phone.cookie as string });
+      // destroyed (logout), unknown_session (replays), expired (idle timeout on the engine's clock)
+      const idle = await aliceOn(r.url);
+      secrets.push(idle.cookie as string);
       await b.post('/logout');
       await send(r.url, '/private', { cookie: secrets[0] });
+      await send(r.url, '/private', { cookie: secrets[1] });
+      clock.advance(31 * 60_000);
+      await send(r.url, '/private', { cookie: idle.cookie as string });
+      const types = new Set(t.events.map((e) => e.type));
+      for (const type of [
+        'login',
+        'regenerated',
+        'invalid_signature',
+        'duplicate_cookie',
+        'malformed_cookie',
+        'csrf_rejected',
+        'store_error',
+        'revoked',
+        'expired',
+        'destroyed',
+        'unknown_session',
+      ]) {
+        expect(types, `an event of type ${type}`).toContain(type);
+      }
+      // Events hold only the documented fields; a session hash is the keyed, truncated one.
+      for (const e of t.events) {
+        for (const k of Object.keys(e)) expect(['type', 'sidHash', 'detail', 'error', 'ip']).toContain(k);
+        if (e.sidHash !== undefined) {
+          expect(e.sidHash).toMatch(/^[A-Za-z0-9_-]{22}$/);
+        }
+      }
       const dump = `${lines.join('\n')}\n${JSON.stringify(t.events, (_k, v) => (v instanceof Error ? `${v.message} ${v.stack}` : v))}`;
-      expect(t.events.length).toBeGreaterThan(5);
+      const engine = t.mw.sessions;
       for (const c of secrets) {
         const [, id, mac] = cookieValue(c).split('.') as [string, string, string];
         expect(dump).not.toContain(id);
         expect(dump).not.toContain(mac);
+        // Not even the (unkeyed) store key: only the keyed sidHash may appear.
+        expect(dump).not.toContain(engine.storeKey(id));
+        expect(t.events.map((e) => e.sidHash)).not.toContain(engine.storeKey(id));
       }
+      for (const v of attackerValues) expect(dump).not.toContain(v);
     } finally {
       for (const s of spies) s.mockRestore();
     }
