@@ -1,7 +1,11 @@
 // Memory figure, run in a fresh process with --expose-gc by bench/memory.ts:
 // heap bytes per idle session ({ user: 'ada' }) held by a memory store, and RSS growth.
-// argv[2]: 'sesh' | 'express-session'; argv[3]: number of sessions.
+// argv[2]: 'sesh' | 'express-session'; argv[3]: number of sessions. SESH_DIST=/dir measures another
+// build of sesh than ../dist (as bench/hotpath.mjs does).
 import { randomBytes } from 'node:crypto';
+import { pathToFileURL } from 'node:url';
+
+const dist = process.env.SESH_DIST ? pathToFileURL(`${process.env.SESH_DIST}/`).href : new URL('../dist/', import.meta.url).href;
 
 const which = process.argv[2];
 const n = Number(process.argv[3] ?? 100_000);
@@ -18,9 +22,9 @@ async function settle() {
 
 let keep;
 if (which === 'sesh') {
-  const { createSessions } = await import('sesh');
-  const { MemoryStore } = await import('sesh/stores/memory');
-  const store = new MemoryStore({ maxEntries: n + 1, sweepInterval: 0 });
+  const { createSessions } = await import(`${dist}index.js`);
+  const { MemoryStore } = await import(`${dist}stores/memory.js`);
+  const store = new MemoryStore({ maxEntries: n + 1, sweepInterval: 0, quiet: true });
   const sessions = createSessions({ secret: 'bench-3f9c1d7e5a2b8c4d6e0f1a2b3c4d5e6f7a8b9c0d', store });
   // Warm up the code paths before the baseline so compiled code does not count as session memory.
   for (let i = 0; i < 1000; i++) {
