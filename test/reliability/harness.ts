@@ -62,8 +62,9 @@ export function sharedRedis(options: { persist?: boolean } = {}): Promise<RedisS
   return redisServer;
 }
 
-export function sharedPostgres(): Promise<PgServer> {
-  pgServer ??= startPostgres();
+/** The file's PostgreSQL server; the options of the first call win (`durable` for crash tests). */
+export function sharedPostgres(options: { durable?: boolean } = {}): Promise<PgServer> {
+  pgServer ??= startPostgres(options);
   return pgServer;
 }
 

@@ -9,9 +9,10 @@
  * without a restart, and every session written before the outage is intact with at least every
  * acknowledged count.
  *
- * Redis runs with `appendfsync always` and is killed with SIGKILL. PostgreSQL (run by the tests with
- * `fsync=off`, so a SIGKILL could drop WAL it never wrote: a property of that test server, not of
- * sesh) gets a fast shutdown, which also cuts every connection at once.
+ * Both servers are killed outright, with SIGKILL, and restarted on the same data: Redis runs with
+ * `appendfsync always`; PostgreSQL with `synchronous_commit=on` (a commit reaches the OS before it
+ * is acknowledged; `fsync` stays off, which only matters for a power loss), and the postmaster and
+ * every backend are killed at once, so the restart runs crash recovery.
  */
 import type { Express, NextFunction, Request, Response } from 'express';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -50,7 +51,7 @@ type Bag = Record<string, unknown>;
 
 async function stopServer(kind: StoreKind): Promise<void> {
   if (kind === 'redis') await (await sharedRedis()).kill();
-  else await (await sharedPostgres()).stop('fast');
+  else await (await sharedPostgres()).kill();
 }
 
 async function startServer(kind: StoreKind): Promise<void> {
@@ -63,6 +64,7 @@ for (const kind of ['redis', 'postgres'] as const) {
     describe(`${kind} outage, ${name}`, () => {
       it('503 within storeTimeout during the outage, no new cookie, recovery without restart, nothing acknowledged lost', async () => {
         if (kind === 'redis') await sharedRedis({ persist: true });
+        else await sharedPostgres({ durable: true });
         const kit = await makeStore(kind, { redisTimeout: 500, pgTimeout: 500 });
         const app: Express = express();
         app.use(session({ secret: SECRET, store: kit.store, storeTimeout: STORE_TIMEOUT, onError: () => {} }));
@@ -119,6 +121,7 @@ for (const kind of ['redis', 'postgres'] as const) {
           const warm = Date.now() + 15_000;
           while (Math.min(...acked) < 2 && Date.now() < warm) await sleep(20);
           expect(Math.min(...acked)).toBeGreaterThanOrEqual(2);
+          const logFrom = kind === 'postgres' ? (await sharedPostgres()).log().length : 0;
           await stopServer(kind);
           down = Date.now();
           const end = down + OUTAGE_MS;
@@ -140,6 +143,10 @@ for (const kind of ['redis', 'postgres'] as const) {
           }
           expect(ok).toBe(true);
           recoveryMs = Date.now() - restarted;
+          // It really was a crash: PostgreSQL had to recover from its WAL on the restart.
+          if (kind === 'postgres') {
+            expect((await sharedPostgres()).log().slice(logFrom)).toMatch(/not properly shut down|automatic recovery in progress/);
+          }
           const settle = acked.map((a) => a);
           const after = Date.now() + 10_000;
           while (acked.some((a, i) => a <= (settle[i] as number)) && Date.now() < after) await sleep(20);

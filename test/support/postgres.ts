@@ -83,6 +83,11 @@ export interface PgServer {
    * crash-like stop (recovery on next start).
    */
   stop(mode?: 'fast' | 'immediate'): Promise<void>;
+  /**
+   * Crash the server: SIGKILL to the postmaster and every backend at once (no shutdown, no
+   * checkpoint; `start()` then runs crash recovery). Resolves when every one of them has exited.
+   */
+  kill(): Promise<void>;
   /** Start it again on the same data dir and port. */
   start(): Promise<void>;
   /** Stop and delete everything. Safe to call more than once. */
@@ -143,11 +148,55 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/** Options of {@link startPostgres}. */
+export interface PgServerOptions {
+  /**
+   * Keep every acknowledged commit across a crash of the server process (`kill()`): runs with
+   * `synchronous_commit=on`, so a commit is written to the OS before it is acknowledged. `fsync`
+   * stays off (the OS keeps the writes of a killed process; only a power loss would drop them).
+   * Default false: `synchronous_commit=off`, faster, but a crash may lose the last ~200 ms.
+   */
+  durable?: boolean;
+}
+
+/** Pids of the processes whose parent is `pid` (Linux /proc), e.g. the backends of a postmaster. */
+function childPids(pid: number): number[] {
+  const out: number[] = [];
+  let names: string[];
+  try {
+    names = readdirSync('/proc');
+  } catch {
+    return out;
+  }
+  for (const n of names) {
+    if (!/^\d+$/.test(n)) continue;
+    try {
+      const stat = readFileSync(`/proc/${n}/stat`, 'utf8');
+      // pid (comm) state ppid ...: comm may hold spaces and parentheses, so split after the last ')'.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[1]) === pid) out.push(Number(n));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}
+
+/** True while `pid` runs (a zombie, dead but not yet reaped, counts as gone). */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Start a fresh PostgreSQL server (initdb + postgres). Resolves once it accepts connections.
  * Always pair with `destroy()` in `afterAll`.
  */
-export async function startPostgres(): Promise<PgServer> {
+export async function startPostgres(options: PgServerOptions = {}): Promise<PgServer> {
   installExitHook();
   removeStaleDirs();
   const as = runAs();
@@ -186,7 +235,7 @@ export async function startPostgres(): Promise<PgServer> {
       '-c',
       'fsync=off',
       '-c',
-      'synchronous_commit=off',
+      `synchronous_commit=${options.durable ? 'on' : 'off'}`,
       '-c',
       'full_page_writes=off',
       '-c',
@@ -263,6 +312,28 @@ export async function startPostgres(): Promise<PgServer> {
       if (!done) {
         p.kill('SIGKILL');
         await exited(p);
+      }
+    },
+    async kill() {
+      const p = child;
+      if (!p?.pid || !server.running) return;
+      // Freeze the postmaster first so it cannot fork a new backend between the listing and the kill.
+      p.kill('SIGSTOP');
+      const victims = childPids(p.pid);
+      for (const pid of victims) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+      p.kill('SIGKILL');
+      await exited(p);
+      const deadline = Date.now() + 15_000;
+      while (victims.some(running)) {
+        if (Date.now() > deadline)
+          throw new Error(`PostgreSQL backends still running 15 s after SIGKILL: ${victims.filter(running).join(', ')}`);
+        await sleep(20);
       }
     },
     async destroy() {
