@@ -5,6 +5,7 @@
  * default settings.
  */
 import { randomBytes } from 'node:crypto';
+import { createConnection } from 'node:net';
 import { Cluster, Redis as IORedis } from 'ioredis';
 import { createClient, createCluster } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -137,6 +138,57 @@ describe('RedisStore on standalone Redis', () => {
       expect(await store.destroy(k)).toBe(true);
       expect(await redis.exists(store.sessionKey(k))).toBe(0);
       await until(async () => expect(await redis.smembers(store.userKey('alice'))).toEqual([]), 2_000);
+    }
+  });
+
+  it('reads a session in one round trip (one HGETALL), and patches, touches, destroys in one script call each', async () => {
+    const port = (server as RedisServer).port;
+    // MONITOR lists every command a client sends; commands run inside a script are marked "lua"
+    // and are not round trips, so they are left out. An ECHO from another connection fences each op.
+    const monitor = createConnection({ host: '127.0.0.1', port });
+    let text = '';
+    monitor.on('data', (d: Buffer) => {
+      text += d.toString('utf8');
+    });
+    monitor.write('MONITOR\r\n');
+    let fence = 0;
+    const sent = async (): Promise<string[]> => {
+      const mark = `fence-${++fence}`;
+      await rawCommand(port, `ECHO ${mark}`);
+      const deadline = Date.now() + 5_000;
+      while (!text.includes(`"${mark}"`)) {
+        if (Date.now() > deadline) throw new Error(`MONITOR did not show ${mark}: ${text.slice(-500)}`);
+        await sleep(5);
+      }
+      const lines = text.split('\r\n');
+      text = '';
+      return lines
+        .filter((l) => l.startsWith('+') && !l.includes(' lua]') && !/"(echo|ECHO)"/.test(l) && l !== '+OK')
+        .map((l) => (/\] "([a-zA-Z]+)"/.exec(l)?.[1] ?? l).toLowerCase());
+    };
+    try {
+      for (const { name, client } of clients()) {
+        const store = new RedisStore({ client, prefix: prefix() });
+        const k = key();
+        expect(await store.create(k, record())).toBe(true);
+        // Load the scripts once, so what follows is the steady state (EVALSHA, no fallback).
+        expect(await store.patch(k, { set: { warm: 1 }, expiresAt: Date.now() + HOUR })).toBe(true);
+        expect(await store.touch(k, Date.now(), Date.now() + HOUR)).toBe(true);
+        const other = key();
+        expect(await store.create(other, record())).toBe(true);
+        expect(await store.destroy(other)).toBe(true);
+        await sent();
+        expect((await store.get(k))?.data.a, name).toBe(1);
+        expect(await sent(), `${name}: get`).toEqual(['hgetall']);
+        expect(await store.patch(k, { set: { b: 2 }, unset: ['a'], expiresAt: Date.now() + HOUR })).toBe(true);
+        expect(await sent(), `${name}: patch`).toEqual(['evalsha']);
+        expect(await store.touch(k, Date.now(), Date.now() + HOUR)).toBe(true);
+        expect(await sent(), `${name}: touch`).toEqual(['evalsha']);
+        expect(await store.destroy(k)).toBe(true);
+        expect(await sent(), `${name}: destroy`).toEqual(['evalsha']);
+      }
+    } finally {
+      monitor.destroy();
     }
   });
 

@@ -74,7 +74,7 @@ const variants = [
 for (const v of variants) {
   runStoreSuite(({ clock }) => new RedisStore({ client: v.client(), prefix: prefix(), clock }), {
     name: `RedisStore conformance (${v.name})`,
-    require: ['userIndex'],
+    require: ['userIndex', 'close'],
     describe,
     it,
   });
