@@ -6,8 +6,8 @@
  * Checked: every request that started after the store went down and ended before it came back got a
  * 503 within `storeTimeout` (+ scheduling slack; the maximum is reported), no response ever carried a
  * cookie for another session (no one was served as anonymous-with-a-new-cookie), the app recovered
- * without a restart, and every session written before the outage is intact with at least every
- * acknowledged count.
+ * without a restart, every session written before the outage is intact with at least every
+ * acknowledged count, and (PostgreSQL) every pool client is back in the pool afterwards.
  *
  * Both servers are killed outright, with SIGKILL, and restarted on the same data: Redis runs with
  * `appendfsync always`; PostgreSQL with `synchronous_commit=on` (a commit reaches the OS before it
@@ -174,6 +174,16 @@ for (const kind of ['redis', 'postgres'] as const) {
         expect(lost).toBe(0);
         expect(await kit.records()).toBe(CLIENTS);
 
+        // No pool client leaked: once the requests are done, every client is back in the pool.
+        let leaked = 0;
+        if (kit.pg) {
+          const { pool } = kit.pg;
+          const until = Date.now() + 5_000;
+          while ((pool.idleCount !== pool.totalCount || pool.waitingCount > 0) && Date.now() < until) await sleep(20);
+          leaked = pool.totalCount - pool.idleCount;
+          expect({ leaked, waiting: pool.waitingCount }).toEqual({ leaked: 0, waiting: 0 });
+        }
+
         rows.push({
           store: kind,
           express: name,
@@ -187,6 +197,7 @@ for (const kind of ['redis', 'postgres'] as const) {
           ),
           'recovery ms': recoveryMs,
           'sessions checked': CLIENTS,
+          'pool clients leaked': kind === 'postgres' ? leaked : '–',
           lost,
         });
       });
