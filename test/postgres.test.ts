@@ -301,6 +301,20 @@ describe('PostgresStore schema and migrations', () => {
     expect(versions.rows.map((r) => r.version)).toEqual([1, 2]);
   });
 
+  it('a table already migrated by a later release is used as is (rolling deploy), never migrated back', async () => {
+    const table = uniqueTable('newer');
+    const first = makeStore({ table });
+    await first.store.migrate();
+    const later = PostgresStore.schemaVersion + 1;
+    await pool.query(`INSERT INTO public."${table}_migrations" (version, description) VALUES ($1, 'from a later release')`, [later]);
+    const { store, clock } = makeStore({ table });
+    expect(await store.create('k', record(clock))).toBe(true);
+    expect(await store.patch('k', { set: { b: 2 }, expiresAt: clock.now() + 1000 })).toBe(true);
+    expect((await store.get('k'))?.data).toEqual({ a: 1, b: 2 });
+    const versions = await pool.query(`SELECT version FROM public."${table}_migrations" ORDER BY version`);
+    expect(versions.rows.map((r) => r.version)).toEqual([...Array.from({ length: PostgresStore.schemaVersion }, (_, i) => i + 1), later]);
+  });
+
   it('createSchema: false never runs DDL, fails with a clear error, and works once schemaSql() was applied', async () => {
     const { store, clock, table } = makeStore({ createSchema: false });
     const err = await store.get('k').catch((e: unknown) => e);
