@@ -1048,6 +1048,7 @@ describe('Auth helpers', () => {
       await send(r.url, '/private', { cookie: idle.cookie as string });
       const types = new Set(t.events.map((e) => e.type));
       for (const type of [
+        'created',
         'login',
         'regenerated',
         'invalid_signature',
