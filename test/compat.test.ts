@@ -8,7 +8,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { RedisStore } from 'connect-redis';
 import { build } from 'esbuild';
 import type { Express, NextFunction, Request, Response } from 'express';
@@ -40,6 +39,24 @@ type AnyReq = Request & { session: any; sessionID: string; sessionStore: any };
 const SECRET = 'keyboard cat';
 const sessionsOf = (store: unknown) => (store as { sessions: Record<string, string> }).sessions;
 
+/**
+ * `/slow` parks here after its session has loaded, until the test opens the gate: the logout race
+ * is then ordered by the test, not by sleeps that a loaded machine can outrun.
+ */
+let parked: { arrive: () => void; opened: Promise<void> } | undefined;
+function park(): { arrived: Promise<void>; open: () => void } {
+  let arrive!: () => void;
+  let open!: () => void;
+  const arrived = new Promise<void>((r) => {
+    arrive = r;
+  });
+  const opened = new Promise<void>((r) => {
+    open = r;
+  });
+  parked = { arrive, opened };
+  return { arrived, open };
+}
+
 function app(express: (typeof expressVersions)[number]['express'], mw: unknown, extra?: (a: Express) => void): Express {
   const a = express();
   a.use(mw as never);
@@ -70,7 +87,12 @@ function app(express: (typeof expressVersions)[number]['express'], mw: unknown, 
   a.get(
     '/slow',
     r(async (req, res) => {
-      await sleep(250);
+      const gate = parked;
+      parked = undefined;
+      if (gate) {
+        gate.arrive();
+        await gate.opened;
+      }
       req.session.late = 1;
       res.send('slow done');
     }),
@@ -202,9 +224,11 @@ for (const { name, express } of expressVersions) {
       const store = new MemoryStore();
       const s = await start(app(express, session({ secret: SECRET, resave: false, saveUninitialized: false, store })));
       const c = pairOf((await request(`${s.url}/set/x`)).setCookie) as string;
+      const gate = park();
       const slow = request(`${s.url}/slow`, { cookie: c });
-      await sleep(50);
-      await request(`${s.url}/destroy`, { cookie: c });
+      await gate.arrived; // the slow request has loaded the session
+      expect((await request(`${s.url}/destroy`, { cookie: c })).body).toBe('bye');
+      gate.open();
       const reply = await slow;
       expect(reply.body).toBe('slow done');
       expect(reply.setCookie).toEqual([]);
@@ -215,11 +239,21 @@ for (const { name, express } of expressVersions) {
       const store = new expressSession.MemoryStore();
       const s = await start(app(express, expressSession({ secret: SECRET, resave: false, saveUninitialized: false, store })));
       const c = pairOf((await request(`${s.url}/set/x`)).setCookie) as string;
+      const gate = park();
       const slow = request(`${s.url}/slow`, { cookie: c });
-      await sleep(50);
-      await request(`${s.url}/destroy`, { cookie: c });
+      await gate.arrived;
+      expect((await request(`${s.url}/destroy`, { cookie: c })).body).toBe('bye');
+      expect(Object.keys(sessionsOf(store))).toHaveLength(0);
+      gate.open();
       await slow;
-      expect(Object.keys(sessionsOf(store))).toHaveLength(1);
+      // The destroyed session is back, under the same ID, with the slow request's write.
+      const [sid] = Object.keys(sessionsOf(store));
+      expect(sid).toBe(
+        decodeURIComponent(c.split('=')[1] as string)
+          .slice(2)
+          .split('.')[0],
+      );
+      expect(JSON.parse(sessionsOf(store)[sid as string] as string)).toMatchObject({ v: 'x', late: 1 });
     });
 
     it('saves a change made after the first write of a streamed response', async () => {
