@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import { OptionsError } from '../../errors.js';
 import { FakeClock, runStoreSuite } from '../../testing/index.js';
@@ -77,6 +78,61 @@ describe('MemoryStore LRU eviction', () => {
     expect(await live(store, ['a', 'b'])).toEqual(['b']);
     expect((await store.listByUser('u')).map((e) => e.key)).toEqual(['b']);
     await store.close();
+  });
+});
+
+describe('MemoryStore LRU model', () => {
+  it('evicts exactly like a reference LRU under any sequence of creates, reads, writes and deletes', async () => {
+    const op = fc.oneof(
+      fc.record({ t: fc.constant('create' as const), k: fc.integer({ min: 0, max: 11 }) }),
+      fc.record({
+        t: fc.constantFrom('get' as const, 'patch' as const, 'touch' as const, 'destroy' as const),
+        k: fc.integer({ min: 0, max: 11 }),
+      }),
+      fc.record({ t: fc.constant('clear' as const), k: fc.constant(0) }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 5 }), fc.array(op, { maxLength: 80 }), async (max, ops) => {
+        const clock = new FakeClock();
+        const store = new MemoryStore({ clock, maxEntries: max, sweepInterval: 0 });
+        const model: string[] = []; // least recently used first
+        const use = (k: string) => {
+          model.splice(model.indexOf(k), 1);
+          model.push(k);
+        };
+        for (const { t, k } of ops) {
+          const key = `k${k}`;
+          const has = model.includes(key);
+          if (t === 'create') {
+            expect(await store.create(key, session(clock))).toBe(!has);
+            if (!has) {
+              model.push(key);
+              if (model.length > max) model.shift();
+            }
+          } else if (t === 'get') {
+            expect((await store.get(key)) !== null).toBe(has);
+            if (has) use(key);
+          } else if (t === 'patch') {
+            expect(await store.patch(key, { set: { x: k }, expiresAt: clock.now() + 60_000 })).toBe(has);
+            if (has) use(key);
+          } else if (t === 'touch') {
+            expect(await store.touch(key, clock.now(), clock.now() + 60_000)).toBe(has);
+            if (has) use(key);
+          } else if (t === 'destroy') {
+            expect(await store.destroy(key)).toBe(has);
+            if (has) model.splice(model.indexOf(key), 1);
+          } else {
+            store.clear();
+            model.length = 0;
+          }
+          expect(store.size).toBe(model.length);
+        }
+        // Reads never evict, so every key can be checked in any order.
+        for (let i = 0; i < 12; i++) expect((await store.get(`k${i}`)) !== null).toBe(model.includes(`k${i}`));
+        await store.close();
+      }),
+      { numRuns: 300 },
+    );
   });
 });
 
