@@ -100,6 +100,21 @@ class SharingStore implements Store {
   }
 }
 
+/**
+ * The express-session way: patch reads the whole record, yields (a network round trip), and writes
+ * the whole record back, so of two concurrent patches the last writer wins and the other key is lost.
+ */
+class LastWriterWinsStore extends UpsertingStore {
+  override async patch(key: string, p: SessionPatch) {
+    const current = await this.inner.get(key);
+    if (!current) return false;
+    await new Promise((r) => setImmediate(r));
+    const next = applyPatch(current, p);
+    await this.inner.destroy(key);
+    return this.inner.create(key, next);
+  }
+}
+
 const memory: MakeStore = ({ clock }) => new MemoryStore({ clock, sweepInterval: 0 });
 
 describe('runStoreSuite can fail', () => {
@@ -138,6 +153,12 @@ describe('runStoreSuite can fail', () => {
     // ...and only cases that involve patching a missing record.
     expect(result.failed.length).toBeLessThan(8);
     expect(result.failed.some((n) => n.includes('> CRUD >'))).toBe(false);
+  });
+
+  it('fails a read-modify-write store (last writer wins) on the concurrency cases', async () => {
+    const result = await outcome(({ clock }) => new LastWriterWinsStore(new MemoryStore({ clock, sweepInterval: 0 })));
+    expect(result.failed).toContain('sesh store conformance > concurrency > 50 concurrent patches each setting a distinct key all survive');
+    expect(result.failed).toContain('sesh store conformance > concurrency > interleaved patches and touches lose no key');
   });
 
   it('fails a store whose get hands out its own record object', async () => {
