@@ -101,9 +101,18 @@ function normCookie(line: string, side: Side): string {
   });
 }
 
+/**
+ * The live records of a store. Expired records are left out: both stores answer "none" for them,
+ * but sesh's MemoryStore also sweeps them on writes while express-session's keeps them until read
+ * (a documented fix), so only the live ones can be compared.
+ */
 function normStore(side: Side): Record<string, unknown> {
+  const live = (sid: string) => {
+    const expires = (JSON.parse(side.store.sessions[sid] as string) as { cookie?: { expires?: unknown } }).cookie?.expires;
+    return typeof expires !== 'string' || Date.parse(expires) > Date.now();
+  };
   // Label unseen IDs in insertion order first, then list by label.
-  const sids = Object.keys(side.store.sessions);
+  const sids = Object.keys(side.store.sessions).filter(live);
   for (const sid of sids) side.ids.label(sid);
   const num = (sid: string) => Number(/\d+/.exec(side.ids.label(sid))?.[0]);
   const out: Record<string, unknown> = {};
@@ -246,7 +255,9 @@ for (const { name, express } of expressVersions) {
             fc.array(
               fc.record({
                 path: fc.constantFrom(...ALPHABET),
-                cookie: fc.constantFrom<'jar' | 'none'>('jar', 'jar', 'jar', 'none'),
+                cookie: fc.constantFrom<'jar' | 'none' | 'replay'>('jar', 'jar', 'jar', 'none', 'replay'),
+                // Mostly a second; sometimes past a 60 s cookie, or past every lifetime used here.
+                advance: fc.constantFrom(1_000, 1_000, 1_000, 30_000, 61_000, 3_600_001),
               }),
               { minLength: 1, maxLength: 7 },
             ),
