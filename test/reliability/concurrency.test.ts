@@ -20,16 +20,34 @@
  * max_connections ("sorry, too many clients already" → 503). Pools are now released after each test.
  */
 import type { Express, NextFunction, Request, Response } from 'express';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { getSessionState, type SessionMiddleware, session } from '../../src/adapters/express/index.js';
 import { Client, expressVersions, listen, type Reply, type Running, request } from '../support/http.js';
-import { disposeServers, idOf, makeStore, param, type Row, report, SECRET, STORE_KINDS, type StoreKind, type StoreKit } from './harness.js';
+import {
+  disposeServers,
+  idOf,
+  makeStore,
+  param,
+  type Row,
+  report,
+  SECRET,
+  STORE_KINDS,
+  type StoreKind,
+  type StoreKit,
+  sharedPostgres,
+  sharedRedis,
+} from './harness.js';
 
 const N = param('SESH_STRESS_PARALLEL', 100, 400);
 const rows: Row[] = [];
 const apps: Running[] = [];
 const kits: StoreKit[] = [];
 const parkings: Parking[] = [];
+
+// The servers start here (hookTimeout), not inside the first Redis/PostgreSQL test (testTimeout).
+beforeAll(async () => {
+  await Promise.all([sharedRedis(), sharedPostgres()]);
+});
 
 // Each test has its own store (and PostgreSQL pool): release them at once, so 16 pools never
 // pile up against the test server's max_connections.

@@ -15,7 +15,7 @@
  */
 import { request as httpRequest } from 'node:http';
 import type { Express, NextFunction, Request, Response } from 'express';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { session } from '../../src/adapters/express/index.js';
 import type { Store } from '../../src/store.js';
 import { MemoryStore } from '../../src/stores/memory/index.js';
@@ -31,6 +31,10 @@ const CHILD_OPS = param('SESH_STRESS_HUNG_OPS', 4_000, 100_000);
 
 const rows: Row[] = [];
 const apps: Running[] = [];
+// The real servers start here (hookTimeout), not inside their tests (testTimeout).
+beforeAll(async () => {
+  await Promise.all([sharedRedis(), sharedPostgres()]);
+});
 afterAll(async () => {
   for (const a of apps) await a.close().catch(() => {});
   await disposeServers();

@@ -15,7 +15,7 @@
  * every backend are killed at once, so the restart runs crash recovery.
  */
 import type { Express, NextFunction, Request, Response } from 'express';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { session } from '../../src/adapters/express/index.js';
 import { Client, expressVersions, listen, type Running, request } from '../support/http.js';
 import {
@@ -47,6 +47,13 @@ afterAll(async () => {
   await report('outage', `Store outage: server down ${OUTAGE_MS} ms under load, storeTimeout ${STORE_TIMEOUT} ms`, rows);
 });
 
+// Start both servers here (hookTimeout), not inside the first test (testTimeout): on a loaded
+// machine initdb alone can take seconds. Redis persists every write, PostgreSQL acknowledges a
+// commit only once it reached the OS, so a SIGKILL loses nothing acknowledged.
+beforeAll(async () => {
+  await Promise.all([sharedRedis({ persist: true }), sharedPostgres({ durable: true })]);
+});
+
 type Bag = Record<string, unknown>;
 
 async function stopServer(kind: StoreKind): Promise<void> {
@@ -63,8 +70,6 @@ for (const kind of ['redis', 'postgres'] as const) {
   for (const { name, express } of expressVersions) {
     describe(`${kind} outage, ${name}`, () => {
       it('503 within storeTimeout during the outage, no new cookie, recovery without restart, nothing acknowledged lost', async () => {
-        if (kind === 'redis') await sharedRedis({ persist: true });
-        else await sharedPostgres({ durable: true });
         const kit = await makeStore(kind, { redisTimeout: 500, pgTimeout: 500 });
         const app: Express = express();
         app.use(session({ secret: SECRET, store: kit.store, storeTimeout: STORE_TIMEOUT, onError: () => {} }));
