@@ -783,7 +783,7 @@ describe('Store failure and time', () => {
 });
 
 describe('Output / header generation', () => {
-  it('A38 header/attribute injection through options throws at startup', () => {
+  it('A38 header/attribute injection through options throws at startup; the serializer re-validates every value', async () => {
     const bad = [
       { name: 'sid; Domain=evil' },
       { name: '__Host-sid', domain: 'example.com; HttpOnly=false' },
@@ -796,6 +796,12 @@ describe('Output / header generation', () => {
       { domain: 'exämple.com', name: 'sid' },
     ];
     for (const cookie of bad) expect(() => session({ secret: SECRET, cookie: cookie as never }), JSON.stringify(cookie)).toThrow(/cookie/i);
+    // The serializer re-validates every value it writes: refused, never truncated at the ';'.
+    const { compileCookie } = await import('../src/cookie/index.js');
+    const c = compileCookie({ name: COOKIE, path: '/', secure: true, httpOnly: true, sameSite: 'lax' });
+    for (const v of ['a;Domain=evil', 'a\r\nX-Evil: 1', 'a,b', 'a b', 'é'])
+      expect(() => c.serialize(v), JSON.stringify(v)).toThrow(TypeError);
+    expect(c.serialize('v1.ok')).toMatch(/^__Host-sid=v1\.ok; Path=\/; Secure; HttpOnly; SameSite=Lax$/);
   });
 
   it('A39 the app’s own Set-Cookie and writeHead(status, array) survive; ours is appended', async () => {
