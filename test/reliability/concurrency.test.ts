@@ -104,7 +104,8 @@ async function start(kind: StoreKind, express: (typeof expressVersions)[number][
     res.json({ keys: Object.keys(req.session).sort(), userId: getSessionState(req).userId });
   });
   app.use((err: Error & { status?: number; code?: string }, _req: Request, res: Response, _next: NextFunction) => {
-    res.status(err.status ?? 500).send(`error:${err.code ?? 'unknown'}`);
+    // The message too, so a failure says why (e.g. PostgreSQL "too many clients already").
+    res.status(err.status ?? 500).send(`error:${err.code ?? 'unknown'}: ${err.message}`);
   });
   const running = await listen(app);
   apps.push(running);
