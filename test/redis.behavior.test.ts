@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { createConnection } from 'node:net';
 import { Cluster, Redis as IORedis } from 'ioredis';
 import { createClient, createCluster } from 'redis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { isSeshError, StoreUnavailableError } from '../src/errors.js';
 import { RedisStore } from '../src/stores/redis/index.js';
 import type { StoredSession } from '../src/types.js';
@@ -301,6 +301,38 @@ describe('RedisStore on standalone Redis', () => {
     } finally {
       srv.resume();
       await Promise.allSettled([ioc.quit(), nrc.quit()]);
+      await srv.dispose();
+    }
+  });
+
+  it('keeps the process alive through an outage when the app attached no error listener (fallback listener, warns once, removed by close)', async () => {
+    const srv = await startRedis();
+    // No 'error' listener: node-redis would crash the process on the first reconnection error.
+    const nrc = createClient({ url: srv.url, socket: { reconnectStrategy: () => 50 } });
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
+    try {
+      await nrc.connect();
+      const store = new RedisStore({ client: nrc, prefix: prefix() });
+      expect(nrc.listenerCount('error')).toBe(1);
+      const k = key();
+      expect(await store.create(k, record())).toBe(true);
+      await srv.kill();
+      await sleep(400); // several failed reconnections, each an 'error' event
+      expect((await timed(store.get(k))).error).toBeInstanceOf(StoreUnavailableError);
+      const ours = warn.mock.calls.filter((c) => String(c[0]).includes('RedisStore'));
+      expect(ours).toHaveLength(1);
+      expect(String(ours[0]?.[0])).toMatch(/client\.on\('error'/);
+      await srv.start();
+      await until(() => store.get(k));
+      await store.close();
+      expect(nrc.listenerCount('error')).toBe(0);
+      // An app that has its own listener gets no fallback.
+      nrc.on('error', () => {});
+      new RedisStore({ client: nrc, prefix: prefix() });
+      expect(nrc.listenerCount('error')).toBe(1);
+    } finally {
+      warn.mockRestore();
+      await Promise.allSettled([nrc.quit()]);
       await srv.dispose();
     }
   });

@@ -10,9 +10,10 @@ export type { IoRedisLike, NodeRedisClientLike, NodeRedisClusterLike, RedisClien
 /** Options of {@link RedisStore}. */
 export interface RedisStoreOptions extends BaseStoreOptions {
   /**
-   * A connected client, owned by the app (the store never connects, quits or listens to it):
+   * A connected client, owned by the app (the store never connects or quits it):
    * an ioredis `Redis` or `Cluster`, or a node-redis client from `createClient()` / `createCluster()`
-   * (after `await client.connect()`). Attach an `'error'` listener to it.
+   * (after `await client.connect()`). Attach an `'error'` listener to it (without one, the store
+   * attaches a fallback that warns once, so a node-redis reconnect error cannot crash the process).
    */
   client: RedisClientLike;
   /** Prefix of every key the store writes. Must not contain `{` or `}` (hash tags). Default `'sesh:'`. */
@@ -22,6 +23,13 @@ export interface RedisStoreOptions extends BaseStoreOptions {
    * `StoreUnavailableError` (503), whatever the client's own retry and queue settings. Default 500.
    */
   commandTimeout?: number;
+}
+
+/** The EventEmitter side of a client, when it has one. */
+interface ErrorEmitter {
+  on?(event: 'error', listener: (err: unknown) => void): unknown;
+  off?(event: 'error', listener: (err: unknown) => void): unknown;
+  listenerCount?(event: 'error'): number;
 }
 
 /**
@@ -52,6 +60,8 @@ export class RedisStore implements Store {
   readonly #prefix: string;
   readonly #timeout: number;
   readonly #clock: Clock;
+  readonly #client: ErrorEmitter;
+  #errorListener: ((err: unknown) => void) | undefined;
 
   constructor(options: RedisStoreOptions) {
     if (!options || typeof options !== 'object') {
@@ -76,6 +86,22 @@ export class RedisStore implements Store {
     }
     this.#timeout = timeout;
     this.#clock = options.clock ?? systemClock;
+    // node-redis emits 'error' on every failed reconnection; with no listener Node would crash the
+    // process during a Redis outage instead of answering 503. Attach a fallback when the app has
+    // none (removed by close()), and say once how to attach the app's own.
+    const client = options.client as ErrorEmitter;
+    this.#client = client;
+    if (typeof client.on === 'function' && typeof client.listenerCount === 'function' && client.listenerCount('error') === 0) {
+      let warned = false;
+      this.#errorListener = (err) => {
+        if (warned) return;
+        warned = true;
+        console.warn(
+          `[sesh] RedisStore: the Redis client reported an error and has no 'error' listener of its own (${errorMessage(err)}). Attach one with client.on('error', ...); sessions answer 503 until Redis is back.`,
+        );
+      };
+      client.on('error', this.#errorListener);
+    }
   }
 
   /** Which client library was detected: `ioredis`, `ioredis-cluster`, `node-redis` or `node-redis-cluster`. */
@@ -227,7 +253,11 @@ export class RedisStore implements Store {
    * Nothing to release: the store owns no timer and no connection. It never quits the client, which
    * is the app's (quit it yourself at shutdown, after the HTTP server stopped).
    */
-  async close(): Promise<void> {}
+  /** Detach the fallback `'error'` listener, if the store attached one. The client stays open: the app owns it. */
+  async close(): Promise<void> {
+    if (this.#errorListener && typeof this.#client.off === 'function') this.#client.off('error', this.#errorListener);
+    this.#errorListener = undefined;
+  }
 
   async #members(userId: string): Promise<string[]> {
     const reply = await this.#driver.send(this.userKey(userId), ['SMEMBERS', this.userKey(userId)], true);
