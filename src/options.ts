@@ -69,6 +69,14 @@ export interface SessionOptions {
    * and logs a warning. Never use it in production. Default `false`.
    */
   insecureDevMode?: boolean;
+  /**
+   * Refuse to load a session from a request that arrived over plain http (to a host that is not
+   * loopback): the Secure cookie it carries was meant for https only, so the request is treated as
+   * having no session and `insecure_transport` is reported. Catches a TLS-terminating proxy that is
+   * not trusted (`trust proxy`) or a downgrade. Default `false` (the cookie is still never *issued*
+   * over plain http).
+   */
+  strictTransport?: boolean;
   /** Time source. Default: the system clock. */
   clock?: Clock;
   /** Random source for session IDs. Default: `crypto.randomBytes`. */
@@ -90,6 +98,7 @@ export interface ResolvedOptions {
   storeTimeout: number;
   trackClient: boolean;
   insecureDevMode: boolean;
+  strictTransport: boolean;
   clock: Clock;
   random: RandomSource | undefined;
   onEvent: ((event: SeshEvent) => void) | undefined;
@@ -245,6 +254,7 @@ export function resolveOptions(options: SessionOptions): ResolvedOptions {
     storeTimeout,
     trackClient: bool('trackClient', options.trackClient, true),
     insecureDevMode,
+    strictTransport: bool('strictTransport', options.strictTransport, false),
     clock: options.clock ?? systemClock,
     random: options.random,
     onEvent: options.onEvent,

@@ -865,6 +865,31 @@ describe('Output / header generation', () => {
       warn.mockRestore();
     }
   });
+
+  it('A41 strict flag: with strictTransport, a session cookie on a plain-http request to a non-local host is not loaded', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
+    try {
+      for (const strict of [false, true]) {
+        const { url, events, store } = await start({ session: { strictTransport: strict }, settings: { 'trust proxy': 1 } });
+        const b = await aliceOn(url);
+        const cookie = b.cookie as string;
+        const reads = store.calls.get;
+        const https = await send(url, '/private', { cookie, headers: { host: 'shop.example.com', 'x-forwarded-proto': 'https' } });
+        expect(https.status).toBe(200);
+        const http = await send(url, '/private', { cookie, headers: { host: 'shop.example.com' } });
+        // Without the flag the session still loads over http (only issuing is refused); with it, the
+        // request is anonymous, the store is never asked, and the event says why.
+        expect(http.status).toBe(strict ? 401 : 200);
+        expect(store.calls.get - reads).toBe(strict ? 1 : 2);
+        const refused = events.filter((e) => e.type === 'insecure_transport' && /strictTransport/.test(e.detail ?? ''));
+        expect(refused).toHaveLength(strict ? 1 : 0);
+        // Loopback development is never affected.
+        expect((await send(url, '/private', { cookie })).status).toBe(200);
+      }
+    } finally {
+      warn.mockRestore();
+    }
+  });
 });
 
 describe('Auth helpers', () => {

@@ -87,6 +87,16 @@ export function dropsInsecureCookie(setCookie: readonly string[], opts: Resolved
   return true;
 }
 
+/**
+ * With `strictTransport`, true when a session cookie arrived on a plain-http request to a host that
+ * is not loopback: the session is not loaded and `insecure_transport` is reported.
+ */
+export function refusesInsecureLoad(opts: ResolvedOptions, request: RequestContext, emit: Emit): boolean {
+  if (!opts.strictTransport || !opts.cookie.secure || request.secure || isLoopbackHost(request.host)) return false;
+  emit('insecure_transport', null, 'Secure session cookie refused on a plain-http request (strictTransport)', request.ip);
+  return true;
+}
+
 /** Warn at startup when `insecureDevMode` is on. */
 export function warnIfInsecureDevMode(opts: ResolvedOptions): void {
   if (opts.insecureDevMode) {

@@ -4,7 +4,7 @@ import { SeshError } from '../errors.js';
 import { type ResolvedOptions, resolveOptions, type SessionOptions } from '../options.js';
 import { type Store, type StoreCapabilities, storeCapabilities } from '../store.js';
 import type { SessionData, StoredSession } from '../types.js';
-import { dropsInsecureCookie, eventEmitter, storeCaller, warnIfInsecureDevMode } from './common.js';
+import { dropsInsecureCookie, eventEmitter, refusesInsecureLoad, storeCaller, warnIfInsecureDevMode } from './common.js';
 import { isValidRecord } from './data.js';
 import type { EngineInternals, RequestContext } from './internals.js';
 import { SessionState } from './session.js';
@@ -116,7 +116,7 @@ export function createSessions<D = SessionData>(options: SessionOptions & { stor
 
   async function load(ctx: RequestContext): Promise<SessionState<D>> {
     const values = readCookie(ctx.cookie, opts.cookie.name, MAX_TOKEN_LENGTH);
-    if (values.length === 0) return new SessionState<D>(internals, ctx, null, false);
+    if (values.length === 0 || refusesInsecureLoad(opts, ctx, emit)) return new SessionState<D>(internals, ctx, null, false);
     ctx.hadCookie = true;
     let id: string | undefined;
     let keyIndex = 0;

@@ -5,7 +5,15 @@ import { OptionsError, SeshError, SessionTooLargeError, StoreUnavailableError } 
 import { type ResolvedOptions, resolveOptions, type SessionOptions } from '../options.js';
 import { applyPatch, parseStoredJson, type Store } from '../store.js';
 import type { DataRecord, SessionData, SessionMeta, SessionPatch, StoredSession } from '../types.js';
-import { dropsInsecureCookie, eventEmitter, isPlainObject, isTime, storeCaller, warnIfInsecureDevMode } from './common.js';
+import {
+  dropsInsecureCookie,
+  eventEmitter,
+  isPlainObject,
+  isTime,
+  refusesInsecureLoad,
+  storeCaller,
+  warnIfInsecureDevMode,
+} from './common.js';
 import type { CommitResult, Sessions } from './engine.js';
 import type { EngineInternals, RequestContext } from './internals.js';
 import { SessionState } from './session.js';
@@ -505,7 +513,7 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
   async function load(ctx: RequestContext): Promise<SessionState<D>> {
     const scope = new RequestScope();
     const values = candidates(ctx.cookie, scope);
-    if (values.length === 0) return newState(scope, ctx, null, false);
+    if (values.length === 0 || refusesInsecureLoad(opts, ctx, emit)) return newState(scope, ctx, null, false);
     ctx.hadCookie = true;
     let found: { payload: StatelessPayload; keyIndex: number } | undefined;
     let distinct = 0;
