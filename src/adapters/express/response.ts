@@ -1,91 +1,202 @@
-import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { type OutgoingHttpHeaders, ServerResponse } from 'node:http';
 
 type Args = unknown[];
+type Method = (this: ServerResponse, ...args: Args) => unknown;
+const METHODS = ['writeHead', 'write', 'end', 'flushHeaders'] as const;
+type MethodName = (typeof METHODS)[number];
+type Originals = Record<MethodName, Method>;
+
+/** The deferred state of one response. */
+class Deferral {
+  started = false;
+  /** Set once the commit settled: the response methods behave as if never wrapped. */
+  done = false;
+  head: Args | null = null;
+  /** Deferred calls, as (method, arguments) pairs replayed in order. */
+  readonly queue: Array<Method | Args> = [];
+  owesDrain = false;
+
+  constructor(
+    readonly res: ServerResponse,
+    readonly orig: Originals,
+    readonly commit: () => Promise<{ setCookie: string[] }>,
+    readonly onError: (err: unknown) => number,
+    /** Puts back own-property methods (fallback path); null when the methods live on a prototype. */
+    readonly unwrap: (() => void) | null,
+  ) {}
+
+  writeHead(args: Args): ServerResponse {
+    this.head = args;
+    return this.res;
+  }
+
+  write(args: Args): boolean {
+    this.queue.push(this.orig.write, args);
+    this.owesDrain = true;
+    this.start();
+    return false;
+  }
+
+  end(args: Args): ServerResponse {
+    this.queue.push(this.orig.end, args);
+    this.start();
+    return this.res;
+  }
+
+  flushHeaders(): void {
+    this.queue.push(this.orig.flushHeaders, []);
+    this.start();
+  }
+
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.commit().then(
+      (result) => this.#replay(result.setCookie),
+      (err: unknown) => this.#fail(err),
+    );
+  }
+
+  #restore(): void {
+    this.done = true;
+    this.unwrap?.();
+  }
+
+  #replay(setCookie: string[]): void {
+    this.#restore();
+    const res = this.res;
+    if (setCookie.length > 0 && !res.headersSent) {
+      // A response that sets a session cookie must never be stored by a shared cache.
+      res.setHeader('Cache-Control', 'no-store');
+    }
+    let head = this.head;
+    if (head) head = applyHead(res, head, setCookie);
+    else if (setCookie.length > 0 && !res.headersSent) res.appendHeader('Set-Cookie', setCookie);
+    if (head) this.orig.writeHead.apply(res, head);
+    const q = this.queue;
+    for (let i = 0; i < q.length; i += 2) (q[i] as Method).apply(res, q[i + 1] as Args);
+    if (this.owesDrain && !res.writableNeedDrain && !res.writableEnded) res.emit('drain');
+  }
+
+  #fail(err: unknown): void {
+    this.#restore();
+    const res = this.res;
+    const status = this.onError(err);
+    if (res.headersSent) {
+      res.destroy(err instanceof Error ? err : undefined);
+      return;
+    }
+    for (const name of res.getHeaderNames()) res.removeHeader(name);
+    const body = status === 503 ? 'Service Unavailable' : 'Internal Server Error';
+    res.statusCode = status;
+    res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('Content-Length', Buffer.byteLength(body));
+    if (status === 503) res.setHeader('Retry-After', '1');
+    this.orig.end.call(res, body);
+  }
+}
+
+/** Responses deferred through the prototype wrappers (see `wrapPrototype`). */
+const deferrals = new WeakMap<object, Deferral>();
+/** Prototypes that carry the wrappers, with the methods the wrappers pass through to. */
+const wrapped = new WeakMap<object, Originals>();
+
+/**
+ * The object to carry the wrappers for `res`: the last prototype before `ServerResponse.prototype`
+ * in its chain. For Express that is the framework's shared `response` object, the ancestor of
+ * every app's and sub-app's `app.response`, so the wrappers stay in the chain when a mounted
+ * sub-app swaps the response's prototype. Null for a plain Node response (Node's own prototype is
+ * never patched) or an unusual chain.
+ */
+function anchorOf(res: ServerResponse): object | null {
+  let p: object | null = Object.getPrototypeOf(res);
+  if (p === ServerResponse.prototype) return null;
+  for (let depth = 0; p !== null && depth < 8; depth++) {
+    const up: object | null = Object.getPrototypeOf(p);
+    if (up === ServerResponse.prototype) return p;
+    p = up;
+  }
+  return null;
+}
+
+/**
+ * Put pass-through wrappers of the four methods on `anchor`, once: a response with a pending
+ * deferral is routed to it, any other response (no session middleware on its route, or already
+ * committed) calls the method the wrapper replaced.
+ */
+function wrapPrototype(anchor: object): Originals {
+  const known = wrapped.get(anchor);
+  if (known) return known;
+  const orig = {} as Originals;
+  for (const name of METHODS) {
+    const fn = Reflect.get(anchor, name) as Method;
+    orig[name] = fn;
+    const wrapper: Method = {
+      [name](this: ServerResponse, ...args: Args): unknown {
+        const d = deferrals.get(this);
+        if (d === undefined || d.done) return fn.apply(this, args);
+        return name === 'flushHeaders' ? d.flushHeaders() : d[name](args);
+      },
+    }[name] as Method;
+    Object.defineProperty(anchor, name, { value: wrapper, writable: true, configurable: true, enumerable: false });
+  }
+  wrapped.set(anchor, orig);
+  return orig;
+}
 
 /**
  * Make a response wait for `commit` before its headers leave the process.
  *
  * `writeHead`, `write`, `end` and `flushHeaders` are deferred from the first call until `commit`
  * settles; then the Set-Cookie values are appended (never replacing the app's own cookies, in
- * whatever form it passed them), the originals are restored and the deferred calls replayed in
- * order, so the body still goes out in one write. `write` reports back-pressure while the commit
- * runs and emits `drain` afterwards, so piped streams wait. If `commit` fails before any header
- * left, the app's response is replaced by `onError`'s status with a short plain-text body.
+ * whatever form it passed them) and the deferred calls replayed in order, so the body still goes
+ * out in one write. `write` reports back-pressure while the commit runs and emits `drain`
+ * afterwards, so piped streams wait. If `commit` fails before any header left, the app's response
+ * is replaced by `onError`'s status with a short plain-text body.
+ *
+ * Speed: Express re-prototypes every response, after which each property added to it copies the
+ * object's hidden class (several µs per property). So, when the response's prototype chain allows
+ * it (Express 4 and 5), the four methods are wrapped once on Express's shared `response` prototype
+ * and each response only gets a WeakMap entry. When a middleware before this one already replaced
+ * one of the methods on the response itself (compression, the compat layer), or for a plain Node
+ * response, the methods are replaced on the response and put back afterwards, as before.
  */
 export function deferUntilCommitted(
   res: ServerResponse,
   commit: () => Promise<{ setCookie: string[] }>,
   onError: (err: unknown) => number,
 ): void {
-  const origWriteHead = res.writeHead;
-  const origWrite = res.write;
-  const origEnd = res.end;
-  const origFlush = res.flushHeaders;
-  let started = false;
-  let head: Args | null = null;
-  const queue: Array<() => void> = [];
-  let owesDrain = false;
-
-  const restore = () => {
-    res.writeHead = origWriteHead;
-    res.write = origWrite;
-    res.end = origEnd;
-    res.flushHeaders = origFlush;
+  const own =
+    Object.hasOwn(res, 'writeHead') || Object.hasOwn(res, 'write') || Object.hasOwn(res, 'end') || Object.hasOwn(res, 'flushHeaders');
+  const anchor = own ? null : anchorOf(res);
+  if (anchor !== null) {
+    deferrals.set(res, new Deferral(res, wrapPrototype(anchor), commit, onError, null));
+    return;
+  }
+  const orig: Originals = {
+    writeHead: res.writeHead as Method,
+    write: res.write as Method,
+    end: res.end as Method,
+    flushHeaders: res.flushHeaders as Method,
   };
-
-  const start = () => {
-    if (started) return;
-    started = true;
-    commit().then(
-      ({ setCookie }) => {
-        restore();
-        if (setCookie.length > 0 && !res.headersSent) {
-          // A response that sets a session cookie must never be stored by a shared cache.
-          res.setHeader('Cache-Control', 'no-store');
-        }
-        if (head) head = applyHead(res, head, setCookie);
-        else if (setCookie.length > 0 && !res.headersSent) res.appendHeader('Set-Cookie', setCookie);
-        if (head) origWriteHead.apply(res, head as Parameters<typeof origWriteHead>);
-        for (const op of queue) op();
-        if (owesDrain && !res.writableNeedDrain && !res.writableEnded) res.emit('drain');
-      },
-      (err: unknown) => {
-        restore();
-        const status = onError(err);
-        if (res.headersSent) {
-          res.destroy(err instanceof Error ? err : undefined);
-          return;
-        }
-        for (const name of res.getHeaderNames()) res.removeHeader(name);
-        const body = status === 503 ? 'Service Unavailable' : 'Internal Server Error';
-        res.statusCode = status;
-        res.setHeader('Content-Type', 'text/plain; charset=utf-8');
-        res.setHeader('Cache-Control', 'no-store');
-        res.setHeader('Content-Length', Buffer.byteLength(body));
-        if (status === 503) res.setHeader('Retry-After', '1');
-        (origEnd as (...a: Args) => unknown).call(res, body);
-      },
-    );
-  };
-
+  const d = new Deferral(res, orig, commit, onError, () => {
+    res.writeHead = orig.writeHead as typeof res.writeHead;
+    res.write = orig.write as typeof res.write;
+    res.end = orig.end as typeof res.end;
+    res.flushHeaders = orig.flushHeaders as typeof res.flushHeaders;
+  });
   res.writeHead = function writeHead(this: ServerResponse, ...args: Args) {
-    head = args;
-    return this;
+    return d.writeHead(args);
   } as typeof res.writeHead;
   res.write = function write(this: ServerResponse, ...args: Args) {
-    queue.push(() => (origWrite as (...a: Args) => boolean).apply(res, args));
-    owesDrain = true;
-    start();
-    return false;
+    return d.write(args);
   } as typeof res.write;
   res.end = function end(this: ServerResponse, ...args: Args) {
-    queue.push(() => (origEnd as (...a: Args) => ServerResponse).apply(res, args));
-    start();
-    return this;
+    return d.end(args);
   } as typeof res.end;
   res.flushHeaders = function flushHeaders(this: ServerResponse) {
-    queue.push(() => origFlush.call(res));
-    start();
+    d.flushHeaders();
   };
 }
 

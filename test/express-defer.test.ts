@@ -1,0 +1,169 @@
+// How the Express adapter holds a response until the session is written (src/adapters/express/
+// response.ts): through the wrappers on Express's shared response prototype (the fast path), or
+// through methods replaced on the response when a middleware before the session replaced them.
+import { Readable } from 'node:stream';
+import type { Express, NextFunction, Request, Response } from 'express';
+import { afterEach, describe, expect, it } from 'vitest';
+import { session } from '../src/adapters/express/index.js';
+import { MemoryStore } from '../src/stores/memory/index.js';
+import { Client, expressVersions, listen, type Running, request } from './support/http.js';
+
+declare module '../src/index.js' {
+  interface SessionData {
+    views: number;
+  }
+}
+
+const SECRET = 'tV9q2Lr8WmXc4Ns7Yb1Hd6Jf3Kg0Pz5A';
+
+/** Counts socket writes per response (`_write` and `_writev` calls of the connection). */
+function countSocketWrites(log: number[]) {
+  return (req: Request, res: Response, next: NextFunction) => {
+    const socket = req.socket as unknown as { _write: (...a: unknown[]) => void; _writev?: (...a: unknown[]) => void };
+    let n = 0;
+    const write = socket._write;
+    const writev = socket._writev;
+    socket._write = function (this: unknown, ...a: unknown[]) {
+      n++;
+      return write.apply(this, a);
+    };
+    if (writev) {
+      socket._writev = function (this: unknown, ...a: unknown[]) {
+        n++;
+        return writev.apply(this, a);
+      };
+    }
+    res.on('finish', () => {
+      setImmediate(() => {
+        socket._write = write;
+        if (writev) socket._writev = writev;
+        log.push(n);
+      });
+    });
+    next();
+  };
+}
+
+const views = (req: Request, res: Response) => {
+  req.session.views = (req.session.views ?? 0) + 1;
+  res.send(`views:${req.session.views}`);
+};
+
+for (const { name, express } of expressVersions) {
+  describe(`${name}: response deferral`, () => {
+    let running: Running[] = [];
+    afterEach(async () => {
+      await Promise.all(running.map((r) => r.close()));
+      running = [];
+    });
+    async function start(setup: (app: Express) => void): Promise<string> {
+      const app = express();
+      setup(app);
+      const r = await listen(app);
+      running.push(r);
+      return r.url;
+    }
+
+    it('commits sessions written by routes of a mounted sub-app (which swaps the response prototype)', async () => {
+      const url = await start((app) => {
+        app.use(session({ secret: SECRET, store: new MemoryStore(), insecureDevMode: true }));
+        const sub = express();
+        sub.get('/views', views);
+        app.use('/sub', sub);
+        app.get('/views', views);
+      });
+      const c = new Client(url, 'sid');
+      const first = await c.send('/sub/views');
+      expect(first.body).toBe('views:1');
+      expect(first.setCookie.some((l) => l.startsWith('sid='))).toBe(true);
+      expect((await c.send('/sub/views')).body).toBe('views:2');
+      expect((await c.send('/views')).body).toBe('views:3');
+    });
+
+    it('leaves responses of apps and routes without a session untouched', async () => {
+      const plain = await start((app) => {
+        app.get('/', (_req, res) => {
+          res.writeHead(201, { 'x-a': '1' });
+          res.write('a');
+          res.end('b');
+        });
+      });
+      const withSession = await start((app) => {
+        app.get('/free', (_req, res) => {
+          res.status(202).send('free');
+        });
+        app.use(session({ secret: SECRET, store: new MemoryStore(), insecureDevMode: true }));
+        app.get('/views', views);
+      });
+      // The session app installs the wrappers first; the plain app shares Express's prototype.
+      expect((await request(`${withSession}/views`)).body).toBe('views:1');
+      const r = await request(plain);
+      expect([r.status, r.body, r.headers.get('x-a')]).toEqual([201, 'ab', '1']);
+      const free = await request(`${withSession}/free`);
+      expect([free.status, free.body, free.setCookie]).toEqual([202, 'free', []]);
+    });
+
+    it('works after a middleware that replaced res.end on the response, and before one that does so later', async () => {
+      const seen: string[] = [];
+      const wrapEnd = (tag: string) => (_req: Request, res: Response, next: NextFunction) => {
+        const end = res.end;
+        res.end = function (this: Response, ...args: unknown[]) {
+          seen.push(tag);
+          return (end as (...a: unknown[]) => Response).apply(this, args);
+        } as typeof res.end;
+        next();
+      };
+      const url = await start((app) => {
+        app.use(wrapEnd('before'));
+        app.use(session({ secret: SECRET, store: new MemoryStore(), insecureDevMode: true }));
+        app.use(wrapEnd('after'));
+        app.get('/views', views);
+      });
+      const c = new Client(url, 'sid');
+      expect((await c.send('/views')).body).toBe('views:1');
+      expect((await c.send('/views')).body).toBe('views:2');
+      expect(c.cookie).toBeDefined();
+      expect(seen).toEqual(['after', 'before', 'after', 'before']);
+    });
+
+    it('keeps headers and body in one socket write, as bare Express does', async () => {
+      const writes: number[] = [];
+      const url = await start((app) => {
+        app.use(countSocketWrites(writes));
+        app.get('/bare', (_req, res) => {
+          res.send('bare');
+        });
+        app.use(session({ secret: SECRET, store: new MemoryStore(), insecureDevMode: true }));
+        app.get('/views', views);
+      });
+      const c = new Client(url, 'sid');
+      await c.send('/bare');
+      const created = await c.send('/views'); // creates the session: Set-Cookie
+      const changed = await c.send('/views'); // per-key patch
+      expect(created.setCookie.length).toBe(1);
+      expect(changed.body).toBe('views:2');
+      await new Promise((r) => setTimeout(r, 20));
+      expect(writes).toEqual([1, 1, 1]);
+    });
+
+    it('holds streamed writes until the commit, then sends them in order with the cookie', async () => {
+      const url = await start((app) => {
+        app.use(session({ secret: SECRET, store: new MemoryStore(), insecureDevMode: true }));
+        app.get('/stream', (req, res) => {
+          req.session.views = 1;
+          res.setHeader('content-type', 'text/plain');
+          Readable.from(['a', 'b', 'c']).pipe(res);
+        });
+        app.get('/flush', (req, res) => {
+          req.session.views = 1;
+          res.flushHeaders();
+          res.end('done');
+        });
+      });
+      const s = await request(`${url}/stream`);
+      expect([s.body, s.setCookie.length]).toEqual(['abc', 1]);
+      const f = await request(`${url}/flush`);
+      expect([f.body, f.setCookie.length]).toEqual(['done', 1]);
+    });
+  });
+}
