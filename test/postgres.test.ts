@@ -385,6 +385,26 @@ describe('PostgresStore failures', () => {
     }
   });
 
+  it('every client the pool opens keeps a quiet error listener, even while handed out (a FATAL in the same packet cannot crash the process)', async () => {
+    const { Pool } = (await import('pg')).default;
+    const own = new Pool({ ...server.config, max: 2 });
+    own.on('error', () => {});
+    try {
+      const store = new PostgresStore({ pool: own, table: uniqueTable(), purgeInterval: 0 });
+      const clock = new FakeClock();
+      await store.create('a', record(clock));
+      // pg-pool removes its own idle listener from a client it hands out; ours stays.
+      const client = await own.connect();
+      expect(client.listenerCount('error')).toBe(1);
+      client.release(true);
+      expect((await store.get('a'))?.data).toEqual({ a: 1 });
+      await store.close();
+      expect(own.listenerCount('connect')).toBe(0);
+    } finally {
+      await own.end();
+    }
+  });
+
   it('bounds a hung query by queryTimeout and discards that client', async () => {
     const { store, clock, table } = makeStore({ queryTimeout: 300 });
     await store.create('k', record(clock));

@@ -46,7 +46,9 @@ export interface PgPoolClient {
 export interface PgPool {
   connect(): Promise<PgPoolClient>;
   on?(event: 'error', listener: (err: Error) => void): unknown;
+  on?(event: 'connect', listener: (client: PgPoolClient) => void): unknown;
   off?(event: 'error', listener: (err: Error) => void): unknown;
+  off?(event: 'connect', listener: (client: PgPoolClient) => void): unknown;
   listenerCount?(event: 'error'): number;
 }
 
@@ -185,6 +187,7 @@ export class PostgresStore implements Store {
   readonly #batch: number;
   readonly #onBackgroundError: (error: unknown) => void;
   readonly #poolErrorListener: ((err: Error) => void) | undefined;
+  readonly #poolConnectListener: ((client: PgPoolClient) => void) | undefined;
   #ready: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #purging = false;
@@ -220,6 +223,17 @@ export class PostgresStore implements Store {
         // The pool already discarded the client; the next operation opens a fresh connection.
       };
       pool.on('error', this.#poolErrorListener);
+    }
+    // pg-pool takes its own 'error' listener off a client when it hands the client out, and the
+    // caller's promise resumes only after the parser has finished the whole TCP chunk. A FATAL in
+    // the same chunk as the ReadyForQuery or last result (a database shutting down) would then be
+    // emitted on a client with no listener and crash the process. Give every new client a
+    // permanent quiet listener; the error still reaches the operation that uses the client.
+    if (typeof pool.on === 'function') {
+      this.#poolConnectListener = (client) => {
+        client.on?.('error', ignoreClientError);
+      };
+      pool.on('connect', this.#poolConnectListener);
     }
   }
 
@@ -328,7 +342,10 @@ export class PostgresStore implements Store {
     this.#closed = true;
     clearInterval(this.#timer);
     this.#timer = undefined;
-    if (this.#poolErrorListener && typeof this.#pool.off === 'function') this.#pool.off('error', this.#poolErrorListener);
+    if (typeof this.#pool.off === 'function') {
+      if (this.#poolErrorListener) this.#pool.off('error', this.#poolErrorListener);
+      if (this.#poolConnectListener) this.#pool.off('connect', this.#poolConnectListener);
+    }
   }
 
   async #backgroundPurge(): Promise<void> {
@@ -493,6 +510,9 @@ export class PostgresStore implements Store {
     return Number(v.rows[0]?.version ?? 0);
   }
 }
+
+/** The quiet per-client listener (see the constructor): the failed query reports the error. */
+function ignoreClientError(): void {}
 
 function positive(option: string, value: number | undefined, fallback: number): number {
   const v = value ?? fallback;
