@@ -1,6 +1,7 @@
 // How the Express adapter holds a response until the session is written (src/adapters/express/
 // response.ts): through the wrappers on Express's shared response prototype (the fast path), or
 // through methods replaced on the response when a middleware before the session replaced them.
+import { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import type { Express, NextFunction, Request, Response } from 'express';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -124,6 +125,28 @@ for (const { name, express } of expressVersions) {
       expect((await c.send('/views')).body).toBe('views:2');
       expect(c.cookie).toBeDefined();
       expect(seen).toEqual(['after', 'before', 'after', 'before']);
+    });
+
+    it("still calls a patch of Node's ServerResponse.prototype.end made after the wrappers were installed", async () => {
+      const url = await start((app) => {
+        app.use(session({ secret: SECRET, store: new MemoryStore(), insecureDevMode: true }));
+        app.get('/views', views);
+      });
+      expect((await request(`${url}/views`)).body).toBe('views:1'); // wrappers installed by now
+      const proto = ServerResponse.prototype as unknown as { end: (...a: unknown[]) => unknown };
+      const end = proto.end;
+      let calls = 0;
+      proto.end = function (this: unknown, ...a: unknown[]) {
+        calls++;
+        return end.apply(this, a);
+      };
+      try {
+        const r = await request(`${url}/views`);
+        expect([r.body, r.setCookie.length]).toEqual(['views:1', 1]);
+        expect(calls).toBe(1);
+      } finally {
+        proto.end = end;
+      }
     });
 
     it('keeps headers and body in one socket write, as bare Express does', async () => {

@@ -129,8 +129,18 @@ function wrapPrototype(anchor: object): Originals {
   const known = wrapped.get(anchor);
   if (known) return known;
   const orig = {} as Originals;
+  const up = Object.getPrototypeOf(anchor) as Record<MethodName, Method>;
   for (const name of METHODS) {
-    const fn = Reflect.get(anchor, name) as Method;
+    // A method `anchor` already had of its own is kept as is; otherwise the one inherited from
+    // Node is looked up at each call, so a later patch of ServerResponse.prototype (an APM agent)
+    // still sees every response.
+    const own = Object.getOwnPropertyDescriptor(anchor, name)?.value as Method | undefined;
+    const fn: Method =
+      typeof own === 'function'
+        ? own
+        : function (this: ServerResponse, ...args: Args): unknown {
+            return up[name].apply(this, args);
+          };
     orig[name] = fn;
     const wrapper: Method = {
       [name](this: ServerResponse, ...args: Args): unknown {
