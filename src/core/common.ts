@@ -50,22 +50,21 @@ export function storeCaller(
   what: string,
   onEvent: ResolvedOptions['onEvent'],
 ): <A, T>(operation: string, fn: (arg: A) => Promise<T>, arg: A) => Promise<T> {
+  // The mapping runs inside the deadline runner, before its one promise rejects: no async wrapper
+  // (its promise, try/catch and an extra microtask hop) on the path of every successful call.
   const deadlines = deadlineRunner(
     limitMs,
     (operation) => new StoreUnavailableError(operation, `The ${what} did not answer ${operation} within ${limitMs} ms (storeTimeout).`),
-  );
-  return async (operation, fn, arg) => {
-    try {
-      return await deadlines.run(operation, fn, arg);
-    } catch (err) {
+    (err, operation) => {
       const e =
         err instanceof StoreUnavailableError
           ? err
           : new StoreUnavailableError(operation, `The ${what} failed on ${operation}: ${(err as Error)?.message ?? String(err)}`, err);
       if (onEvent) onEvent({ type: 'store_error', detail: e.message, error: e });
-      throw e;
-    }
-  };
+      return e;
+    },
+  );
+  return (operation, fn, arg) => deadlines.run(operation, fn, arg);
 }
 
 let warnedInsecure = false;

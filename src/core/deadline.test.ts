@@ -66,4 +66,33 @@ describe('deadlineRunner', () => {
     expect(out.status).toBe(0);
     expect(Number(out.stdout.trim())).toBeLessThan(5_000);
   });
+  it('maps every rejection through onFailure (rejection, synchronous throw, timeout), and a throwing mapper still rejects', async () => {
+    const seen: string[] = [];
+    const r = deadlineRunner(40, timeout, (err, operation) => {
+      seen.push(`${operation}:${(err as Error).message}`);
+      return new Error(`mapped:${(err as Error).message}`);
+    });
+    await expect(r.run('get', () => Promise.reject(new Error('boom')), null)).rejects.toThrow('mapped:boom');
+    const sync = (): Promise<never> => {
+      throw new Error('sync');
+    };
+    await expect(r.run('create', sync, null)).rejects.toThrow('mapped:sync');
+    await expect(r.run('patch', never, null)).rejects.toThrow('mapped:timeout:patch');
+    await expect(r.run('get', (x: number) => Promise.resolve(x * 2), 21)).resolves.toBe(42);
+    expect(seen).toEqual(['get:boom', 'create:sync', 'patch:timeout:patch']);
+    const throwing = deadlineRunner(40, timeout, () => {
+      throw new Error('mapper');
+    });
+    await expect(throwing.run('get', () => Promise.reject(new Error('x')), null)).rejects.toThrow('mapper');
+    await expect(throwing.run('get', never, null)).rejects.toThrow('mapper');
+  });
+
+  it('settles many interleaved operations, each by its own outcome', async () => {
+    const r = deadlineRunner(60, timeout);
+    const ops = Array.from({ length: 50 }, (_, i) =>
+      i % 5 === 0 ? r.run(`n${i}`, never, null).catch((e: Error) => e.message) : r.run(`v${i}`, () => later(i % 7, i), null),
+    );
+    const out = await Promise.all(ops);
+    for (const [i, v] of out.entries()) expect(v).toBe(i % 5 === 0 ? `timeout:n${i}` : i);
+  });
 });

@@ -85,6 +85,9 @@ export function createSessions<D = SessionData>(options: SessionOptions & { stor
   const call = storeCaller(timeoutMs, 'session store', onEvent);
   const emit = eventEmitter(onEvent, sidHash);
 
+  /** `store.get` for {@link load}: a shared function instead of a closure per request. */
+  const getRecord = (key: string) => store.get(key);
+
   const internals: EngineInternals = {
     options: opts,
     store,
@@ -139,7 +142,7 @@ export function createSessions<D = SessionData>(options: SessionOptions & { stor
       return new SessionState<D>(internals, ctx, null, true);
     }
     const key = storeKeyOf(id);
-    const record = await internals.call('get', (s) => s.get(key));
+    const record = await call('get', getRecord, key);
     if (record === null || record === undefined) {
       internals.emit('unknown_session', id, undefined, ctx.ip);
       return new SessionState<D>(internals, ctx, null, true);
