@@ -170,4 +170,30 @@ describe('engine', () => {
     expect(({} as Record<string, unknown>).isAdmin).toBeUndefined();
     expect((session.nested as Record<string, unknown>).isAdmin).toBeUndefined();
   });
+  it('commit writes changes made in the same synchronous step after it was called, and an unchanged session writes nothing', async () => {
+    const { sessions, ctx, fresh, store } = setup();
+    const cookie = await fresh({ a: 1 });
+    const s = await sessions.load(ctx(cookie));
+    const committing = sessions.commit(s);
+    (s.session as Record<string, unknown>).late = 'kept';
+    await expect(committing).resolves.toEqual({ setCookie: [] });
+    expect((await sessions.load(ctx(cookie))).session.late).toBe('kept');
+    const calls: string[] = [];
+    for (const m of ['patch', 'touch', 'create'] as const) {
+      const orig = store[m].bind(store) as (...a: unknown[]) => Promise<boolean>;
+      (store as unknown as Record<string, unknown>)[m] = (...a: unknown[]) => {
+        calls.push(m);
+        return orig(...a);
+      };
+    }
+    const idle = await sessions.load(ctx(cookie));
+    expect(idle.session.a).toBe(1);
+    const first = await sessions.commit(idle);
+    const second = await sessions.commit(idle);
+    expect(first).toEqual({ setCookie: [] });
+    expect(second).toEqual({ setCookie: [] });
+    first.setCookie.push('x');
+    expect((await sessions.commit(await sessions.load(ctx(cookie)))).setCookie).toEqual([]);
+    expect(calls).toEqual([]);
+  });
 });

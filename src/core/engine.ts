@@ -161,11 +161,18 @@ export function createSessions<D = SessionData>(options: SessionOptions & { stor
     return new SessionState<D>(internals, ctx, { id, record, reissue: keyIndex > 0 }, false);
   }
 
-  async function commit(state: SessionState<D>): Promise<CommitResult> {
-    await state.flush(true);
+  function commitResult(state: SessionState<D>): CommitResult {
     const setCookie = state.cookieHeaders();
     if (dropsInsecureCookie(setCookie, opts, state.request, emit)) return { setCookie: [] };
     return { setCookie };
+  }
+
+  function commit(state: SessionState<D>): Promise<CommitResult> {
+    try {
+      return state.flushThen(commitResult);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   warnIfInsecureDevMode(opts);

@@ -12,6 +12,10 @@ interface ProxyTarget {
   [STATE]: SessionState<unknown>;
 }
 
+/** The lock of a session with no operation queued (shared: one promise less per request). */
+const IDLE: Promise<unknown> = Promise.resolve();
+const ignore = (): undefined => undefined;
+
 /** The methods every `req.session` has, next to the app's data. */
 export interface SessionApi {
   /** The session ID (generated on first use for a new session). Never a store key. */
@@ -64,16 +68,18 @@ export class SessionState<D = SessionData> {
   #userId: string | null;
   #createdAt: number;
   #lastSeen: number;
-  #dirty = new Set<string>();
+  /** Changed data keys; null when none (most requests change nothing: no Set for them). */
+  #dirty: Set<string> | null = null;
   #snapshots: Map<string, string | undefined> | null = null;
-  #metaDirty = new Set<string>();
+  /** Changed metadata keys; null when none. */
+  #metaDirty: Set<string> | null = null;
   #userDirty = false;
   #forceTouch = false;
   #forceSave = false;
   #sendCookie = false;
   #clearCookie: boolean;
   #gone = false;
-  #lock: Promise<unknown> = Promise.resolve();
+  #lock: Promise<unknown> = IDLE;
 
   /** @internal Built by the engine: `record` is the loaded session, or null for a new one. */
   constructor(
@@ -178,6 +184,7 @@ export class SessionState<D = SessionData> {
     if (this.#meta[key] === value && typeof value !== 'object') return;
     if (value === undefined) delete this.#meta[key];
     else this.#meta[key] = value;
+    this.#metaDirty ??= new Set();
     this.#metaDirty.add(key);
     // "Remember me" changes the cookie itself (Max-Age), so the cookie must be sent again.
     if (key === 'remember') this.#sendCookie = true;
@@ -248,7 +255,7 @@ export class SessionState<D = SessionData> {
     return this.#exclusive(async () => {
       if (!this.#persisted) {
         this.#data = {};
-        this.#dirty.clear();
+        this.#dirty = null;
         this.#snapshots = null;
         return;
       }
@@ -262,8 +269,8 @@ export class SessionState<D = SessionData> {
       this.#meta = { ...record.meta };
       this.#userId = record.userId ?? null;
       this.#lastSeen = record.lastSeen;
-      this.#dirty.clear();
-      this.#metaDirty.clear();
+      this.#dirty = null;
+      this.#metaDirty = null;
       this.#userDirty = false;
       this.#snapshots = null;
     });
@@ -280,6 +287,17 @@ export class SessionState<D = SessionData> {
    */
   flush(auto: boolean): Promise<void> {
     return this.#exclusive(() => this.#flush(auto));
+  }
+
+  /**
+   * @internal `flush(true)`, then `finish(this)` in the same exclusive step: the engine's commit,
+   * without a second promise chain after the flush.
+   */
+  flushThen<R>(finish: (state: SessionState<D>) => R): Promise<R> {
+    return this.#exclusive(() => {
+      const writing = this.#flush(true);
+      return writing === undefined ? finish(this) : writing.then(() => finish(this));
+    });
   }
 
   /** @internal Set-Cookie values the response must carry after the last flush. */
@@ -307,8 +325,8 @@ export class SessionState<D = SessionData> {
     this.#userId = null;
     this.#createdAt = this.#engine.options.clock.now();
     this.#lastSeen = this.#createdAt;
-    this.#dirty.clear();
-    this.#metaDirty.clear();
+    this.#dirty = null;
+    this.#metaDirty = null;
     this.#userDirty = false;
     this.#snapshots = null;
     this.#forceSave = false;
@@ -316,10 +334,15 @@ export class SessionState<D = SessionData> {
     this.#sendCookie = false;
   }
 
-  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+  #exclusive<T>(fn: () => T | PromiseLike<T>): Promise<T> {
     const run = this.#lock.then(fn, fn);
-    this.#lock = run.catch(() => undefined);
+    this.#lock = run.then(undefined, ignore);
     return run;
+  }
+
+  #markDirty(key: string): void {
+    this.#dirty ??= new Set();
+    this.#dirty.add(key);
   }
 
   /** Keys whose object values were read and then mutated in place join the dirty set. */
@@ -327,23 +350,40 @@ export class SessionState<D = SessionData> {
     const snaps = this.#snapshots;
     if (!snaps) return;
     for (const [k, before] of snaps) {
-      if (!this.#dirty.has(k) && (before === undefined || snapshotOf(this.#data[k]) !== before)) this.#dirty.add(k);
+      if (!this.#dirty?.has(k) && (before === undefined || snapshotOf(this.#data[k]) !== before)) this.#markDirty(k);
     }
   }
 
-  async #flush(auto: boolean): Promise<void> {
-    const engine = this.#engine;
-    const { options } = engine;
+  /**
+   * Write what changed. Decides synchronously and returns undefined when there is nothing to
+   * write (no promise, so the exclusive step settles a microtask hop sooner); the write itself is
+   * `#write`. Only ever runs inside `#exclusive`, where a synchronous throw becomes a rejection.
+   */
+  #flush(auto: boolean): Promise<void> | undefined {
+    const { options } = this.#engine;
     if (this.#gone) {
       if (!auto) throw new SeshError('SESSION_GONE', 'The session was destroyed or rotated by another request.', { status: 409 });
-      return;
+      return undefined;
     }
     this.#collectMutations();
     const now = options.clock.now();
-    const changed = this.#dirty.size > 0 || this.#metaDirty.size > 0 || this.#userDirty;
+    // The dirty sets only exist once a key was added (and are dropped when cleared).
+    const changed = this.#dirty !== null || this.#metaDirty !== null || this.#userDirty;
+    if (this.#persisted) {
+      if (!changed && !this.#forceTouch && now - this.#lastSeen < options.touchAfter) {
+        this.#forceSave = false;
+        return undefined;
+      }
+    } else if (!changed && !this.#forceSave && !options.saveUninitialized) {
+      return undefined;
+    }
+    return this.#write(auto, now, changed);
+  }
 
+  async #write(auto: boolean, now: number, changed: boolean): Promise<void> {
+    const engine = this.#engine;
+    const { options } = engine;
     if (!this.#persisted) {
-      if (!changed && !this.#forceSave && !options.saveUninitialized) return;
       serializeData(this.#data, options.maxSize);
       if (options.trackClient) {
         if (this.#ctx.ip) this.#meta.ip = this.#ctx.ip;
@@ -371,20 +411,22 @@ export class SessionState<D = SessionData> {
       return;
     }
 
-    const touchDue = this.#forceTouch || now - this.#lastSeen >= options.touchAfter;
-    let ok = true;
+    // Here the data changed or a touch is due (`#flush` decided).
+    let ok: boolean;
     if (changed) {
       serializeData(this.#data, options.maxSize);
       const patch: SessionPatch = { expiresAt: engine.expiresAt(this.#createdAt, now), lastSeen: now };
       const set: DataRecord = {};
       const unset: string[] = [];
-      for (const k of this.#dirty) {
-        if (Object.hasOwn(this.#data, k) && this.#data[k] !== undefined) set[k] = this.#data[k];
-        else unset.push(k);
+      if (this.#dirty) {
+        for (const k of this.#dirty) {
+          if (Object.hasOwn(this.#data, k) && this.#data[k] !== undefined) set[k] = this.#data[k];
+          else unset.push(k);
+        }
       }
       if (unset.length) patch.unset = unset;
       if (Object.keys(set).length) patch.set = set;
-      if (this.#metaDirty.size) {
+      if (this.#metaDirty) {
         const metaSet: SessionMeta = {};
         const metaUnset: string[] = [];
         for (const k of this.#metaDirty) {
@@ -397,13 +439,10 @@ export class SessionState<D = SessionData> {
       if (this.#userDirty) patch.userId = this.#userId;
       const key = this.storeKey;
       ok = await engine.call('patch', (s) => s.patch(key, patch));
-    } else if (touchDue) {
+    } else {
       const key = this.storeKey;
       const expiresAt = engine.expiresAt(this.#createdAt, now);
       ok = await engine.call('touch', (s) => s.touch(key, now, expiresAt));
-    } else {
-      this.#forceSave = false;
-      return;
     }
     if (!ok) {
       this.#markGone();
@@ -418,8 +457,8 @@ export class SessionState<D = SessionData> {
   }
 
   #afterWrite(): void {
-    this.#dirty.clear();
-    this.#metaDirty.clear();
+    this.#dirty = null;
+    this.#metaDirty = null;
     this.#userDirty = false;
     this.#forceSave = false;
     this.#forceTouch = false;
@@ -462,7 +501,7 @@ export class SessionState<D = SessionData> {
       if (value !== null && typeof value === 'object' && Object.hasOwn(data, key)) {
         const snaps = state.#snapshots ?? new Map<string, string | undefined>();
         state.#snapshots = snaps;
-        if (!snaps.has(key) && !state.#dirty.has(key)) snaps.set(key, snapshotOf(value));
+        if (!snaps.has(key) && !state.#dirty?.has(key)) snaps.set(key, snapshotOf(value));
       }
       return value;
     },
@@ -472,7 +511,7 @@ export class SessionState<D = SessionData> {
       const data = state.#data;
       if (data[key] !== value || (value !== null && typeof value === 'object') || !Object.hasOwn(data, key)) {
         data[key] = value;
-        state.#dirty.add(key);
+        state.#markDirty(key);
       }
       return true;
     },
@@ -480,7 +519,7 @@ export class SessionState<D = SessionData> {
       const state = t[STATE];
       if (typeof key === 'string' && Object.hasOwn(state.#data, key)) {
         delete state.#data[key];
-        state.#dirty.add(key);
+        state.#markDirty(key);
       }
       return true;
     },
@@ -494,7 +533,7 @@ export class SessionState<D = SessionData> {
     defineProperty: (t, key, desc) => {
       assertDataKey(key);
       const state = t[STATE];
-      state.#dirty.add(key);
+      state.#markDirty(key);
       return Reflect.defineProperty(state.#data, key, desc);
     },
     setPrototypeOf: () => false,
