@@ -13,15 +13,18 @@ export function sessionHandler(
   sessions: Sessions<SessionData>,
   onError: (error: unknown, req: Request) => void,
   expose: (req: Request, state: SessionState<SessionData>) => () => Promise<CommitResult>,
-): (req: Request, res: Response, next: NextFunction) => Promise<void> {
-  return async (req, res, next) => {
+): (req: Request, res: Response, next: NextFunction) => void {
+  // Not an async function, and nothing returned to Express: an async middleware costs its own
+  // promise and generator, plus the `.then` Express 5 attaches to every promise a middleware
+  // returns. Failures go to `next(err)` here instead, as they did from the async version.
+  return (req, res, next) => {
     if (isRegistered(req)) {
       next();
       return;
     }
-    let state: SessionState<SessionData>;
+    let loading: Promise<SessionState<SessionData>>;
     try {
-      state = await sessions.load({
+      loading = sessions.load({
         cookie: req.headers.cookie,
         secure: req.secure,
         host: req.headers.host,
@@ -32,11 +35,18 @@ export function sessionHandler(
       next(err);
       return;
     }
-    register(req, state, sessions);
-    deferUntilCommitted(res, expose(req, state), (err) => {
-      onError(err, req);
-      return isSeshError(err) && err.status >= 500 ? err.status : 500;
-    });
-    next();
+    loading.then((state) => {
+      try {
+        register(req, state, sessions);
+        deferUntilCommitted(res, expose(req, state), (err) => {
+          onError(err, req);
+          return isSeshError(err) && err.status >= 500 ? err.status : 500;
+        });
+        next();
+      } catch (err) {
+        // As Express 5 does with a rejected middleware promise (the async version's behaviour).
+        next(err);
+      }
+    }, next);
   };
 }
