@@ -30,6 +30,9 @@ export function sessionHandler(
         host: req.headers.host,
         ip: req.ip,
         userAgent: req.headers['user-agent'],
+        // Declared up front: the engine sets it on every request with a cookie, and a property
+        // added to an object literal later goes to a separately allocated backing store.
+        hadCookie: false,
       });
     } catch (err) {
       next(err);
