@@ -28,17 +28,10 @@ local function live(key, now)
   local e = redis.call('HGET', key, '_e')
   return e and tonumber(e) > now
 end
-local function hsetRange(key, from, to)
+local function argvRange(command, key, from, to)
   while from <= to do
     local last = math.min(from + 199, to)
-    redis.call('HSET', key, unpack(ARGV, from, last))
-    from = last + 1
-  end
-end
-local function hdelRange(key, from, to)
-  while from <= to do
-    local last = math.min(from + 199, to)
-    redis.call('HDEL', key, unpack(ARGV, from, last))
+    redis.call(command, key, unpack(ARGV, from, last))
     from = last + 1
   end
 end
@@ -66,7 +59,7 @@ export const CREATE = script(
 local now = tonumber(ARGV[1])
 if live(KEYS[1], now) then return 0 end
 redis.call('DEL', KEYS[1])
-hsetRange(KEYS[1], 3, #ARGV)
+argvRange('HSET', KEYS[1], 3, #ARGV)
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 return 1`,
 );
@@ -85,8 +78,8 @@ local now = tonumber(ARGV[1])
 if not live(KEYS[1], now) then return {0} end
 local previous = redis.call('HGET', KEYS[1], '_u')
 local n = tonumber(ARGV[8])
-hdelRange(KEYS[1], 9, 8 + n)
-hsetRange(KEYS[1], 9 + n, #ARGV)
+argvRange('HDEL', KEYS[1], 9, 8 + n)
+argvRange('HSET', KEYS[1], 9 + n, #ARGV)
 redis.call('HSET', KEYS[1], '_e', ARGV[2])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], '_l', ARGV[4]) end
 local uid = previous
