@@ -150,11 +150,30 @@ function freshIds(replies: Reply[], old: string[]): number {
   return ids.length;
 }
 
+/** GET /keys with `cookie`: the data keys and the user of the session it loads. */
+async function keysOf(url: string, cookie: string | undefined): Promise<{ keys: string[]; userId: string | null }> {
+  return JSON.parse((await request(`${url}/keys`, { cookie })).body) as { keys: string[]; userId: string | null };
+}
+
+/**
+ * Sign `user` in, run the burst around `path` ({@link aroundTheMiddle}), and check that the writes
+ * which loaded the old session before `path` answered were refused: no error, and no cookie
+ * (neither the old one re-sent nor a new one).
+ */
+async function signedInBurst(url: string, parking: Parking, user: string, path: string) {
+  const c = new Client(url);
+  expect((await c.send(`/login?u=${user}`)).status).toBe(200);
+  const oldCookie = c.cookie;
+  const burst = await aroundTheMiddle(url, oldCookie, parking, path);
+  expect(burst.early.filter((r) => r.status !== 200 || r.setCookie.length > 0).map(show)).toEqual([]);
+  return { oldCookie, ...burst };
+}
+
 /** A sample of the fresh sessions holds only the one key its request wrote, and no user. */
 async function expectAnonymous(url: string, late: Reply[]): Promise<void> {
   for (const r of late.slice(0, 5)) {
     const cookie = r.setCookie[0]?.split(';')[0];
-    const got = JSON.parse((await request(`${url}/keys`, { cookie })).body) as { keys: string[]; userId: string | null };
+    const got = await keysOf(url, cookie);
     expect(got.userId).toBeNull();
     expect(got.keys).toHaveLength(1);
     expect(keyCount(got.keys)).toBe(1);
@@ -257,26 +276,20 @@ for (const kind of STORE_KINDS) {
 
       it('regenerate in the middle: old ID dead, no write lands on it, no authenticated orphan', async () => {
         const { url, kit, mw, parking } = await start(kind, express);
-        const c = new Client(url);
-        expect((await c.send('/login?u=cy')).status).toBe(200);
-        const oldCookie = c.cookie;
+        // Writes that loaded the old session before the rotation and wrote after it are refused.
+        const { oldCookie, early, middle: regen, late } = await signedInBurst(url, parking, 'cy', '/regen');
         const oldKey = mw.sessions.storeKey(idOf(oldCookie));
-        const { early, middle: regen, late } = await aroundTheMiddle(url, oldCookie, parking, '/regen');
         expect(regen.status).toBe(200);
         const newCookie = regen.setCookie.find((s) => s.startsWith('__Host-sid='))?.split(';')[0];
         expect(newCookie).toBeDefined();
         expect(idOf(newCookie)).not.toBe(idOf(oldCookie));
-        // Writes that loaded the old session before the rotation and wrote after it were refused:
-        // no error, and no cookie (neither the old one re-sent nor a new one).
-        expect(early.filter((r) => r.status !== 200 || r.setCookie.length > 0).map(show)).toEqual([]);
         // Requests sent with the old cookie after the rotation got a fresh anonymous session each.
         const fresh = freshIds(late, [idOf(oldCookie), idOf(newCookie)]);
 
         // The old ID is dead in the store (no late patch or touch re-created it) and over HTTP.
         expect(await kit.store.get(oldKey)).toBeNull();
-        const viaOld = JSON.parse((await request(`${url}/keys`, { cookie: oldCookie })).body) as { keys: string[]; userId: string | null };
-        expect(viaOld).toEqual({ keys: [], userId: null });
-        const viaNew = JSON.parse((await request(`${url}/keys`, { cookie: newCookie })).body) as { keys: string[]; userId: string | null };
+        expect(await keysOf(url, oldCookie)).toEqual({ keys: [], userId: null });
+        const viaNew = await keysOf(url, newCookie);
         expect(viaNew.userId).toBe('cy');
         expect(viaNew.keys).toContain('rotated');
         expect(keyCount(viaNew.keys)).toBe(0); // no write meant for the old ID landed on the new one
@@ -302,18 +315,13 @@ for (const kind of STORE_KINDS) {
 
       it('logout in the middle: the session stays dead, no authenticated record remains', async () => {
         const { url, kit, mw, parking } = await start(kind, express);
-        const c = new Client(url);
-        expect((await c.send('/login?u=dee')).status).toBe(200);
-        const oldCookie = c.cookie;
+        const { oldCookie, early, middle: logout, late } = await signedInBurst(url, parking, 'dee', '/logout');
         const oldKey = mw.sessions.storeKey(idOf(oldCookie));
-        const { early, middle: logout, late } = await aroundTheMiddle(url, oldCookie, parking, '/logout');
         expect(logout.status).toBe(200);
         expect(logout.setCookie.some((s) => /Max-Age=0/i.test(s))).toBe(true);
-        expect(early.filter((r) => r.status !== 200 || r.setCookie.length > 0).map(show)).toEqual([]);
         const fresh = freshIds(late, [idOf(oldCookie)]);
         expect(await kit.store.get(oldKey)).toBeNull();
-        const viaOld = JSON.parse((await request(`${url}/keys`, { cookie: oldCookie })).body) as { keys: string[]; userId: string | null };
-        expect(viaOld).toEqual({ keys: [], userId: null });
+        expect(await keysOf(url, oldCookie)).toEqual({ keys: [], userId: null });
         expect(await kit.store.listByUser?.('dee')).toEqual([]);
         await expectAnonymous(url, late);
         expect(await kit.records()).toBe(fresh);
