@@ -50,12 +50,40 @@ describe('verifyHmac', () => {
 
   it('agrees with createHmac for any key and message', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.string({ maxLength: 80 }), (key, msg) => {
-        const k = Buffer.from(key);
-        const tag = createHmac('sha256', k).update(msg).digest('base64url');
-        expect(hmac(k, msg)).toBe(tag);
-        expect(verifyHmac({ keys: [k] }, msg, tag)).toBe(0);
-      }),
+      fc.property(
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.oneof(fc.string({ maxLength: 80 }), fc.string({ minLength: 340, maxLength: 400 })),
+        (key, msg) => {
+          const k = Buffer.from(key);
+          const tag = createHmac('sha256', k).update(msg).digest('base64url');
+          expect(hmac(k, msg)).toBe(tag);
+          expect(verifyHmac({ keys: [k] }, msg, tag)).toBe(0);
+        },
+      ),
+    );
+  });
+});
+
+describe('hmac (one-shot RFC 2104 over crypto.hash)', () => {
+  it('equals createHmac for keys of any length and any message, short or past the one-shot limit', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            key: fc.uint8Array({ minLength: 0, maxLength: 150 }),
+            msg: fc.oneof(fc.string({ unit: 'grapheme', maxLength: 60 }), fc.string({ unit: 'binary', minLength: 300, maxLength: 420 })),
+          }),
+          { minLength: 1, maxLength: 6 },
+        ),
+        (calls) => {
+          // Several keys and lengths in a row: the shared scratch buffers and cached views must not
+          // leak one call's key or message into the next.
+          for (const { key, msg } of calls) {
+            const k = Buffer.from(key);
+            expect(hmac(k, msg)).toBe(createHmac('sha256', k).update(msg).digest('base64url'));
+          }
+        },
+      ),
     );
   });
 });

@@ -1,7 +1,47 @@
 import type { NextFunction, Request, Response } from 'express';
-import { type CommitResult, isSeshError, type SessionData, type SessionState, type Sessions } from '../../index.js';
+import { type CommitResult, isSeshError, type RequestContext, type SessionData, type SessionState, type Sessions } from '../../index.js';
 import { isRegistered, register } from './registry.js';
 import { deferUntilCommitted } from './response.js';
+
+/**
+ * The request as the engine sees it. `secure` and `ip` are Express getters that run the app's
+ * trust-proxy rules (proxy-addr parses the socket address and `X-Forwarded-For`); most requests
+ * never need them (they serve for events, the client recorded on a new session and the Secure
+ * cookie checks), so they are read from `req` on first use and kept, not on every request.
+ * `req.headers` is read once: every property read on `req` is slow in V8, as Node's HTTP server
+ * gives each request object its own hidden class.
+ */
+class ExpressContext implements RequestContext {
+  readonly cookie: string | undefined;
+  readonly host: string | undefined;
+  readonly userAgent: string | undefined;
+  hadCookie = false;
+  readonly #req: Request;
+  #secure: boolean | undefined = undefined;
+  #ip: string | undefined = undefined;
+  #ipRead = false;
+
+  constructor(req: Request) {
+    const headers = req.headers;
+    this.cookie = headers.cookie;
+    this.host = headers.host;
+    this.userAgent = headers['user-agent'];
+    this.#req = req;
+  }
+
+  get secure(): boolean {
+    this.#secure ??= this.#req.secure;
+    return this.#secure;
+  }
+
+  get ip(): string | undefined {
+    if (!this.#ipRead) {
+      this.#ip = this.#req.ip;
+      this.#ipRead = true;
+    }
+    return this.#ip;
+  }
+}
 
 /**
  * @internal The request handler shared by the server-side and the stateless Express middlewares:
@@ -24,16 +64,7 @@ export function sessionHandler(
     }
     let loading: Promise<SessionState<SessionData>>;
     try {
-      loading = sessions.load({
-        cookie: req.headers.cookie,
-        secure: req.secure,
-        host: req.headers.host,
-        ip: req.ip,
-        userAgent: req.headers['user-agent'],
-        // Declared up front: the engine sets it on every request with a cookie, and a property
-        // added to an object literal later goes to a separately allocated backing store.
-        hadCookie: false,
-      });
+      loading = sessions.load(new ExpressContext(req));
     } catch (err) {
       next(err);
       return;
