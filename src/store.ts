@@ -17,6 +17,14 @@ import type { SessionPatch, StoredSession, StoredSessionEntry } from './types.js
 export interface Store {
   /** Read a session, or `null` when it does not exist or has expired. */
   get(key: string): Promise<StoredSession | null>;
+  /**
+   * Optional: the same read, answered synchronously. Stores that answer from inside the process
+   * (memory, embedded SQLite) implement it, and the engine then loads a session without a promise
+   * or a timer on the request's path (a synchronous call needs no `storeTimeout`). It must return
+   * exactly what `get` would resolve; a throw counts as the store being unavailable (503). Stores
+   * that talk to a server must not implement it.
+   */
+  getSync?(key: string): StoredSession | null;
   /** Insert a new session. Resolves `false` (and changes nothing) when the key already exists. */
   create(key: string, session: StoredSession): Promise<boolean>;
   /** Apply a per-key patch to an existing session. Resolves `false` when there is none. */
@@ -44,6 +52,8 @@ export interface StoreCapabilities {
   purge: boolean;
   /** `close` is implemented. */
   close: boolean;
+  /** `getSync` is implemented (reads answered inside the process). */
+  syncRead: boolean;
 }
 
 /** Detect the optional capabilities of a store. */
@@ -52,6 +62,7 @@ export function storeCapabilities(store: Store): StoreCapabilities {
     userIndex: typeof store.listByUser === 'function' && typeof store.destroyByUser === 'function',
     purge: typeof store.purgeExpired === 'function',
     close: typeof store.close === 'function',
+    syncRead: typeof store.getSync === 'function',
   };
 }
 

@@ -41,6 +41,24 @@ export function eventEmitter(onEvent: ResolvedOptions['onEvent'], sidHash: (id: 
 }
 
 /**
+ * What a failed store call becomes: a `StoreUnavailableError` (HTTP 503), reported as a
+ * `store_error` event. `what` names the store in messages ("session store", "revocation store").
+ */
+export function storeFailure(
+  what: string,
+  onEvent: ResolvedOptions['onEvent'],
+): (error: unknown, operation: string) => StoreUnavailableError {
+  return (err, operation) => {
+    const e =
+      err instanceof StoreUnavailableError
+        ? err
+        : new StoreUnavailableError(operation, `The ${what} failed on ${operation}: ${(err as Error)?.message ?? String(err)}`, err);
+    if (onEvent) onEvent({ type: 'store_error', detail: e.message, error: e });
+    return e;
+  };
+}
+
+/**
  * Run store calls under the engine's `storeTimeout` (one shared timer, see deadline.ts). A timeout
  * or any failure becomes a `StoreUnavailableError` (HTTP 503) and a `store_error` event.
  * `what` names the store in messages ("session store", "revocation store").
@@ -55,14 +73,7 @@ export function storeCaller(
   const deadlines = deadlineRunner(
     limitMs,
     (operation) => new StoreUnavailableError(operation, `The ${what} did not answer ${operation} within ${limitMs} ms (storeTimeout).`),
-    (err, operation) => {
-      const e =
-        err instanceof StoreUnavailableError
-          ? err
-          : new StoreUnavailableError(operation, `The ${what} failed on ${operation}: ${(err as Error)?.message ?? String(err)}`, err);
-      if (onEvent) onEvent({ type: 'store_error', detail: e.message, error: e });
-      return e;
-    },
+    storeFailure(what, onEvent),
   );
   return (operation, fn, arg) => deadlines.run(operation, fn, arg);
 }

@@ -4,7 +4,7 @@ import { SeshError } from '../errors.js';
 import { type ResolvedOptions, resolveOptions, type SessionOptions } from '../options.js';
 import { type Store, type StoreCapabilities, storeCapabilities } from '../store.js';
 import type { SessionData, StoredSession } from '../types.js';
-import { dropsInsecureCookie, eventEmitter, refusesInsecureLoad, storeCaller, warnIfInsecureDevMode } from './common.js';
+import { dropsInsecureCookie, eventEmitter, refusesInsecureLoad, storeCaller, storeFailure, warnIfInsecureDevMode } from './common.js';
 import { isValidRecord } from './data.js';
 import type { EngineInternals, RequestContext } from './internals.js';
 import { SessionState } from './session.js';
@@ -36,10 +36,23 @@ export interface Sessions<D = SessionData> {
    */
   load(request: RequestContext): Promise<SessionState<D>>;
   /**
+   * {@link load}, returning the state itself, without a promise, when it is known at once: no
+   * session cookie, a cookie that fails its check, or a store with synchronous reads
+   * (`Store.getSync`: memory, SQLite). Otherwise (or on failure) a promise, as `load` gives. For
+   * adapters, which save a microtask and an allocation per request with it.
+   */
+  loadNow(request: RequestContext): SessionState<D> | Promise<SessionState<D>>;
+  /**
    * Write what changed (per-key patch, create, or throttled touch) and return the Set-Cookie
    * values. Nothing is written and no cookie is set when nothing changed.
    */
   commit(state: SessionState<D>): Promise<CommitResult>;
+  /**
+   * {@link commit}, returning the result itself, without a promise, when there is nothing to
+   * write (the common read-only request). A change made in the same synchronous step after the
+   * call is still written a microtask later (as `commit` would), without a Set-Cookie.
+   */
+  commitNow(state: SessionState<D>): CommitResult | Promise<CommitResult>;
   /** The store key of a session ID (what the store and the per-user index see). */
   storeKey(id: string): string;
   /** Keyed hash of a session ID, safe for logs (16 bytes, base64url). */
@@ -87,6 +100,12 @@ export function createSessions<D = SessionData>(options: SessionOptions & { stor
 
   /** `store.get` for {@link load}: a shared function instead of a closure per request. */
   const getRecord = (key: string) => store.get(key);
+  /** The store's synchronous read, when it has one (no promise, no timer: see `Store.getSync`). */
+  const getSync =
+    typeof store.getSync === 'function'
+      ? (key: string) => (store.getSync as (k: string) => StoredSession | null).call(store, key)
+      : undefined;
+  const syncFailure = storeFailure('session store', onEvent);
 
   const internals: EngineInternals = {
     options: opts,
@@ -117,32 +136,14 @@ export function createSessions<D = SessionData>(options: SessionOptions & { stor
     internals.call('destroy', (s) => s.destroy(key)).catch(() => undefined);
   }
 
-  async function load(ctx: RequestContext): Promise<SessionState<D>> {
-    const values = readCookie(ctx.cookie, opts.cookie.name, MAX_TOKEN_LENGTH);
-    if (values.length === 0 || refusesInsecureLoad(opts, ctx, emit)) return new SessionState<D>(internals, ctx, null, false);
-    ctx.hadCookie = true;
-    let id: string | undefined;
-    let keyIndex = 0;
-    let distinct = 0;
-    for (const value of values) {
-      const check = verifyToken(macRing, value);
-      if (!check.ok) {
-        internals.emit(check.reason, null, undefined, ctx.ip);
-        continue;
-      }
-      if (check.id !== id) {
-        distinct++;
-        id = check.id;
-        keyIndex = check.keyIndex;
-      }
-    }
-    if (distinct !== 1 || id === undefined) {
-      // No valid value, or two different valid sessions (cookie tossing): trust neither.
-      if (distinct > 1) internals.emit('duplicate_cookie', null, undefined, ctx.ip);
-      return new SessionState<D>(internals, ctx, null, true);
-    }
-    const key = storeKeyOf(id);
-    const record = await call('get', getRecord, key);
+  /** The session a verified cookie names, once its record was read (or found missing). */
+  function loaded(
+    ctx: RequestContext,
+    id: string,
+    key: string,
+    keyIndex: number,
+    record: StoredSession | null | undefined,
+  ): SessionState<D> {
     if (record === null || record === undefined) {
       internals.emit('unknown_session', id, undefined, ctx.ip);
       return new SessionState<D>(internals, ctx, null, true);
@@ -161,6 +162,54 @@ export function createSessions<D = SessionData>(options: SessionOptions & { stor
     return new SessionState<D>(internals, ctx, { id, record, reissue: keyIndex > 0 }, false);
   }
 
+  function loadNow(ctx: RequestContext): SessionState<D> | Promise<SessionState<D>> {
+    try {
+      const values = readCookie(ctx.cookie, opts.cookie.name, MAX_TOKEN_LENGTH);
+      if (values.length === 0 || refusesInsecureLoad(opts, ctx, emit)) return new SessionState<D>(internals, ctx, null, false);
+      ctx.hadCookie = true;
+      let id: string | undefined;
+      let keyIndex = 0;
+      let distinct = 0;
+      for (const value of values) {
+        const check = verifyToken(macRing, value);
+        if (!check.ok) {
+          internals.emit(check.reason, null, undefined, ctx.ip);
+          continue;
+        }
+        if (check.id !== id) {
+          distinct++;
+          id = check.id;
+          keyIndex = check.keyIndex;
+        }
+      }
+      if (distinct !== 1 || id === undefined) {
+        // No valid value, or two different valid sessions (cookie tossing): trust neither.
+        if (distinct > 1) internals.emit('duplicate_cookie', null, undefined, ctx.ip);
+        return new SessionState<D>(internals, ctx, null, true);
+      }
+      const key = storeKeyOf(id);
+      if (getSync === undefined) {
+        const sid = id;
+        const index = keyIndex;
+        return call('get', getRecord, key).then((record) => loaded(ctx, sid, key, index, record));
+      }
+      let record: StoredSession | null;
+      try {
+        record = getSync(key);
+      } catch (err) {
+        return Promise.reject(syncFailure(err, 'get'));
+      }
+      return loaded(ctx, id, key, keyIndex, record);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  function load(ctx: RequestContext): Promise<SessionState<D>> {
+    const state = loadNow(ctx);
+    return state instanceof Promise ? state : Promise.resolve(state);
+  }
+
   function commitResult(state: SessionState<D>): CommitResult {
     const setCookie = state.cookieHeaders();
     if (dropsInsecureCookie(setCookie, opts, state.request, emit)) return { setCookie: [] };
@@ -175,6 +224,35 @@ export function createSessions<D = SessionData>(options: SessionOptions & { stor
     }
   }
 
+  /** States committed by `commitNow` with nothing to write, checked once more a microtask later. */
+  let late: SessionState<D>[] = [];
+
+  function drainLate(): void {
+    const batch = late;
+    late = [];
+    for (const state of batch) {
+      // A change made in the same synchronous step after the response was sent (`res.send()`
+      // then `req.session.x = 1`) is still written, as `commit` would have; only for a session
+      // the client already holds a cookie for (no Set-Cookie can follow the response now).
+      // Failures are reported as store_error events by the store caller.
+      if (!state.isNew && !state.settled()) commit(state).catch(() => undefined);
+    }
+  }
+
+  function commitNow(state: SessionState<D>): CommitResult | Promise<CommitResult> {
+    try {
+      if (state.settled()) {
+        const result = commitResult(state);
+        if (late.length === 0) queueMicrotask(drainLate);
+        late.push(state);
+        return result;
+      }
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return commit(state);
+  }
+
   warnIfInsecureDevMode(opts);
 
   return {
@@ -182,7 +260,9 @@ export function createSessions<D = SessionData>(options: SessionOptions & { stor
     store,
     capabilities: storeCapabilities(store),
     load,
+    loadNow,
     commit,
+    commitNow,
     storeKey: storeKeyOf,
     sidHash,
     close: async () => {

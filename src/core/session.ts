@@ -360,24 +360,42 @@ export class SessionState<D = SessionData> {
    * `#write`. Only ever runs inside `#exclusive`, where a synchronous throw becomes a rejection.
    */
   #flush(auto: boolean): Promise<void> | undefined {
-    const { options } = this.#engine;
     if (this.#gone) {
       if (!auto) throw new SeshError('SESSION_GONE', 'The session was destroyed or rotated by another request.', { status: 409 });
       return undefined;
     }
+    const now = this.#engine.options.clock.now();
+    const changed = this.#pending(now);
+    return changed === null ? undefined : this.#write(auto, now, changed);
+  }
+
+  /**
+   * What a flush at `now` has to do: null when nothing (a `save()` that found nothing to write is
+   * dropped), otherwise whether data or metadata changed (false: a touch or a forced save is due).
+   */
+  #pending(now: number): boolean | null {
+    const { options } = this.#engine;
     this.#collectMutations();
-    const now = options.clock.now();
     // The dirty sets only exist once a key was added (and are dropped when cleared).
     const changed = this.#dirty !== null || this.#metaDirty !== null || this.#userDirty;
     if (this.#persisted) {
       if (!changed && !this.#forceTouch && now - this.#lastSeen < options.touchAfter) {
         this.#forceSave = false;
-        return undefined;
+        return null;
       }
     } else if (!changed && !this.#forceSave && !options.saveUninitialized) {
-      return undefined;
+      return null;
     }
-    return this.#write(auto, now, changed);
+    return changed;
+  }
+
+  /**
+   * @internal True when a commit now would write nothing and no other step on this session (a
+   * save, a regenerate) is running: the engine's `commitNow` then answers without a promise.
+   */
+  settled(): boolean {
+    if (this.#lock !== IDLE) return false;
+    return this.#gone || this.#pending(this.#engine.options.clock.now()) === null;
   }
 
   async #write(auto: boolean, now: number, changed: boolean): Promise<void> {

@@ -652,13 +652,16 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
   return {
     options: opts,
     store: cookieOnlyStore,
-    capabilities: { userIndex: false, purge: false, close: typeof revocation?.close === 'function' },
+    capabilities: { userIndex: false, purge: false, close: typeof revocation?.close === 'function', syncRead: false },
     storeKey: storeKeyOf,
     revocationStore: revocation,
     appId,
     maxChunks,
     load,
+    // Sealing and the revocation store keep both asynchronous here.
+    loadNow: load,
     commit,
+    commitNow: commit,
     openCookie,
     revokeUser,
     revokeSession,

@@ -199,6 +199,27 @@ const cases: Case[] = [
   },
   {
     group: 'CRUD',
+    name: 'getSync answers what get resolves: records, fresh objects, missing and expired keys',
+    needs: 'syncRead',
+    async run({ store, clock }) {
+      assert.ok(store.getSync);
+      const key = newKey();
+      const s = record(clock, { data: { list: [1, 2] }, meta: { roles: ['a'] }, userId: newUser() });
+      assert.equal(await store.create(key, s), true);
+      const got = store.getSync(key);
+      assert.ok(got, 'getSync returned null for a live session');
+      assert.deepEqual(got, s);
+      assert.deepEqual(got, await store.get(key));
+      (got.data.list as number[]).push(3);
+      assert.deepEqual(store.getSync(key)?.data, { list: [1, 2] });
+      assert.equal(store.getSync(newKey()), null);
+      clock.advance(s.expiresAt - clock.now());
+      assert.equal(store.getSync(key), null);
+      assert.equal(await store.get(key), null);
+    },
+  },
+  {
+    group: 'CRUD',
     name: 'destroy resolves true once, then false; the record is gone',
     async run({ store, clock }) {
       const key = newKey();

@@ -106,7 +106,7 @@ export function session(options: ExpressSessionOptions): SessionMiddleware {
 
   const middleware = sessionHandler(sessions, onError, (req, state) => {
     req.session = state.session;
-    return () => sessions.commit(state);
+    return () => sessions.commitNow(state);
   });
   return Object.assign(middleware as RequestHandler, {
     sessions,

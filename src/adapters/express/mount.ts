@@ -52,35 +52,40 @@ class ExpressContext implements RequestContext {
 export function sessionHandler(
   sessions: Sessions<SessionData>,
   onError: (error: unknown, req: Request) => void,
-  expose: (req: Request, state: SessionState<SessionData>) => () => Promise<CommitResult>,
+  expose: (req: Request, state: SessionState<SessionData>) => () => CommitResult | Promise<CommitResult>,
 ): (req: Request, res: Response, next: NextFunction) => void {
+  const failed = (err: unknown, req: Request): number => {
+    onError(err, req);
+    return isSeshError(err) && err.status >= 500 ? err.status : 500;
+  };
+  const attach = (req: Request, res: Response, next: NextFunction, state: SessionState<SessionData>): void => {
+    try {
+      register(req, state, sessions);
+      deferUntilCommitted(res, expose(req, state), (err) => failed(err, req));
+    } catch (err) {
+      // As Express 5 does with a rejected middleware promise (the async version's behaviour).
+      next(err);
+      return;
+    }
+    next();
+  };
   // Not an async function, and nothing returned to Express: an async middleware costs its own
   // promise and generator, plus the `.then` Express 5 attaches to every promise a middleware
-  // returns. Failures go to `next(err)` here instead, as they did from the async version.
+  // returns. When the session is known at once (no cookie, or a store with synchronous reads)
+  // the route runs in the same step, without a promise; failures go to `next(err)`.
   return (req, res, next) => {
     if (isRegistered(req)) {
       next();
       return;
     }
-    let loading: Promise<SessionState<SessionData>>;
+    let loading: SessionState<SessionData> | Promise<SessionState<SessionData>>;
     try {
-      loading = sessions.load(new ExpressContext(req));
+      loading = sessions.loadNow(new ExpressContext(req));
     } catch (err) {
       next(err);
       return;
     }
-    loading.then((state) => {
-      try {
-        register(req, state, sessions);
-        deferUntilCommitted(res, expose(req, state), (err) => {
-          onError(err, req);
-          return isSeshError(err) && err.status >= 500 ? err.status : 500;
-        });
-        next();
-      } catch (err) {
-        // As Express 5 does with a rejected middleware promise (the async version's behaviour).
-        next(err);
-      }
-    }, next);
+    if (loading instanceof Promise) loading.then((state) => attach(req, res, next, state), next);
+    else attach(req, res, next, loading);
   };
 }

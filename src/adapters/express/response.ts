@@ -6,6 +6,9 @@ const METHODS = ['writeHead', 'write', 'end', 'flushHeaders'] as const;
 type MethodName = (typeof METHODS)[number];
 type Originals = Record<MethodName, Method>;
 
+/** What a commit gives: the Set-Cookie values, at once or later. */
+type CommitOutcome = { setCookie: string[] } | Promise<{ setCookie: string[] }>;
+
 /** The deferred state of one response. */
 class Deferral {
   started = false;
@@ -19,7 +22,7 @@ class Deferral {
   constructor(
     readonly res: ServerResponse,
     readonly orig: Originals,
-    readonly commit: () => Promise<{ setCookie: string[] }>,
+    readonly commit: () => CommitOutcome,
     readonly onError: (err: unknown) => number,
     /** Puts back own-property methods (fallback path); null when the methods live on a prototype. */
     readonly unwrap: (() => void) | null,
@@ -31,30 +34,51 @@ class Deferral {
   }
 
   write(args: Args): boolean {
+    if (!this.started && this.#start()) return this.orig.write.apply(this.res, args) as boolean;
     this.queue.push(this.orig.write, args);
     this.owesDrain = true;
-    this.start();
     return false;
   }
 
   end(args: Args): ServerResponse {
+    if (!this.started && this.#start()) {
+      this.orig.end.apply(this.res, args);
+      return this.res;
+    }
     this.queue.push(this.orig.end, args);
-    this.start();
     return this.res;
   }
 
   flushHeaders(): void {
+    if (!this.started && this.#start()) {
+      this.orig.flushHeaders.apply(this.res, []);
+      return;
+    }
     this.queue.push(this.orig.flushHeaders, []);
-    this.start();
   }
 
-  start(): void {
-    if (this.started) return;
+  /**
+   * Start the commit. True when it settled at once (nothing to write: the engine's `commitNow`):
+   * the headers are applied and the wrappers pass through from now on, so the call that started
+   * it goes straight to Node. False while a write is on its way (the call is queued).
+   */
+  #start(): boolean {
     this.started = true;
-    this.commit().then(
-      (result) => this.#replay(result.setCookie),
-      (err: unknown) => this.#fail(err),
-    );
+    let result: CommitOutcome;
+    try {
+      result = this.commit();
+    } catch (err) {
+      result = Promise.reject(err);
+    }
+    if (result instanceof Promise) {
+      result.then(
+        (r) => this.#replay(r.setCookie),
+        (err: unknown) => this.#fail(err),
+      );
+      return false;
+    }
+    this.#replay(result.setCookie);
+    return true;
   }
 
   #restore(): void {
@@ -172,11 +196,7 @@ function wrapPrototype(anchor: object): Originals {
  * one of the methods on the response itself (compression, the compat layer), or for a plain Node
  * response, the methods are replaced on the response and put back afterwards, as before.
  */
-export function deferUntilCommitted(
-  res: ServerResponse,
-  commit: () => Promise<{ setCookie: string[] }>,
-  onError: (err: unknown) => number,
-): void {
+export function deferUntilCommitted(res: ServerResponse, commit: () => CommitOutcome, onError: (err: unknown) => number): void {
   const own =
     Object.hasOwn(res, 'writeHead') || Object.hasOwn(res, 'write') || Object.hasOwn(res, 'end') || Object.hasOwn(res, 'flushHeaders');
   const anchor = own ? null : anchorOf(res);

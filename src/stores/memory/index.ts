@@ -199,6 +199,11 @@ export class MemoryStore implements Store {
   }
 
   async get(key: string): Promise<StoredSession | null> {
+    return this.getSync(key);
+  }
+
+  /** {@link Store.getSync}: the read of `get`, without the promise. */
+  getSync(key: string): StoredSession | null {
     const e = this.#live(key);
     if (!e) return null;
     this.#bump(key, e);

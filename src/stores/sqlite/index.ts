@@ -247,6 +247,11 @@ export class SqliteStore implements Store {
   }
 
   async get(key: string): Promise<StoredSession | null> {
+    return this.getSync(key);
+  }
+
+  /** {@link Store.getSync}: SQLite answers synchronously, so `get` is this read in a promise. */
+  getSync(key: string): StoredSession | null {
     this.#open();
     const row = this.#s.get.get(key, this.#clock.now()) as Row | undefined;
     return row ? toRecord(row) : null;
