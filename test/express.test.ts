@@ -10,6 +10,8 @@ import { Client, cookiePair, expressVersions, listen, type Running, request } fr
 declare module '../src/index.js' {
   interface SessionData {
     username: string;
+    user: string;
+    late: string;
     views: number;
     cart: string[];
     [key: `k${number}`]: number;
@@ -314,6 +316,67 @@ for (const { name, express } of expressVersions) {
       const key = createSessions({ secret: SECRET, store: inner }).storeKey(id);
       const stored = await inner.get(key);
       expect(stored?.data.username).toBe('bob');
+    });
+
+    it('with a store that reads synchronously: a read-only request sets nothing, and a change made right after res.send() is still written', async () => {
+      const inner = new MemoryStore();
+      const patches: string[] = [];
+      const origPatch = inner.patch.bind(inner);
+      inner.patch = (key, p) => {
+        patches.push(Object.keys(p.set ?? {}).join(','));
+        return origPatch(key, p);
+      };
+      const app = build({ secret: SECRET, store: inner }, (a) => {
+        a.get('/login', (req, res) => {
+          req.session.user = 'ada';
+          res.send('ok');
+        });
+        a.get('/read', (req, res) => {
+          res.send(String(req.session.user) + String(req.session.late ?? ''));
+        });
+        a.get('/late', (req, res) => {
+          res.send('sent');
+          req.session.late = '+late';
+        });
+      });
+      const r = await listen(app);
+      running.push(r);
+      const c = new Client(r.url);
+      await c.send('/login');
+      const read = await c.send('/read');
+      expect(read.body).toBe('ada');
+      expect(read.setCookie).toEqual([]);
+      expect(patches).toEqual([]);
+      const late = await c.send('/late');
+      expect(late.body).toBe('sent');
+      expect(late.setCookie).toEqual([]);
+      for (let i = 0; i < 20 && patches.length === 0; i++) await sleep(5);
+      expect(patches).toEqual(['late']);
+      expect((await c.send('/read')).body).toBe('ada+late');
+    });
+
+    it('with a store whose synchronous read throws: a clean 503, no session, no cookie', async () => {
+      const inner = new MemoryStore();
+      const app = build({ secret: SECRET, store: inner }, (a) => {
+        a.get('/login', (req, res) => {
+          req.session.user = 'ada';
+          res.send('ok');
+        });
+        a.get('/read', (req, res) => {
+          res.send(String(req.session.user));
+        });
+      });
+      const r = await listen(app);
+      running.push(r);
+      const c = new Client(r.url);
+      await c.send('/login');
+      inner.getSync = () => {
+        throw new Error('disk I/O error');
+      };
+      const down = await c.send('/read');
+      expect(down.status).toBe(503);
+      expect(down.setCookie).toEqual([]);
+      expect(down.body).not.toContain('ada');
     });
 
     it('answers 503 fast when the store is down, and never falls back to an anonymous session', async () => {

@@ -5,8 +5,9 @@
 //   node bench/tools/isolate.mjs [variants] [route] [rounds] [seconds]
 //   e.g. node bench/tools/isolate.mjs bare,await,prop,engine,sesh write 5 2
 //
-// Variants: bare (no session layer); await (an async middleware that awaits once before next());
-// prop (sets req.session = {}: one property added to a re-prototyped request); engine (the engine
+// Variants: bare (no session layer); layer (an empty middleware: one more router layer); await
+// (an async middleware that awaits once before next()); prop (sets req.session = {}: one property
+// added to a request); engine (the engine
 // called directly from a middleware: load, change, commit, no response deferral); sesh (the
 // sesh/express middleware). All use the memory store and the routes of bench/server.mjs. sesh is
 // loaded from dist/ (SESH_DIST=/dir for another build). Servers are pinned to core 0 and the load
@@ -37,6 +38,10 @@ if (process.argv[2] === '--serve') {
   if (variant === 'await') {
     app.use(async (_req, _res, next) => {
       await null;
+      next();
+    });
+  } else if (variant === 'layer') {
+    app.use((_req, _res, next) => {
       next();
     });
   } else if (variant === 'prop') {

@@ -10,6 +10,9 @@ import type { EngineInternals, RequestContext } from './internals.js';
 import { SessionState } from './session.js';
 import { MAX_TOKEN_LENGTH, signToken, storeKeyOf, verifyToken } from './token.js';
 
+/** `commitNow`'s answer when there is nothing to set: shared, so never to be modified. */
+const NOTHING_TO_SET: CommitResult = Object.freeze({ setCookie: Object.freeze([]) as unknown as string[] });
+
 /** Tolerated clock skew between nodes for times read from the store (ms). */
 const MAX_SKEW = 60_000;
 
@@ -49,8 +52,10 @@ export interface Sessions<D = SessionData> {
   commit(state: SessionState<D>): Promise<CommitResult>;
   /**
    * {@link commit}, returning the result itself, without a promise, when there is nothing to
-   * write (the common read-only request). A change made in the same synchronous step after the
-   * call is still written a microtask later (as `commit` would), without a Set-Cookie.
+   * write (the common read-only request); that result is shared and frozen. A change made
+   * through the session after the call (in the same step) is still written a microtask later, as
+   * `commit` would, without a Set-Cookie; an object read from the session and changed in place
+   * after the call is not (it is with `commit`, which decides a microtask later).
    */
   commitNow(state: SessionState<D>): CommitResult | Promise<CommitResult>;
   /** The store key of a session ID (what the store and the per-user index see). */
@@ -210,10 +215,13 @@ export function createSessions<D = SessionData>(options: SessionOptions & { stor
     return state instanceof Promise ? state : Promise.resolve(state);
   }
 
-  function commitResult(state: SessionState<D>): CommitResult {
-    const setCookie = state.cookieHeaders();
+  function finishCommit(state: SessionState<D>, setCookie: string[]): CommitResult {
     if (dropsInsecureCookie(setCookie, opts, state.request, emit)) return { setCookie: [] };
     return { setCookie };
+  }
+
+  function commitResult(state: SessionState<D>): CommitResult {
+    return finishCommit(state, state.cookieHeaders());
   }
 
   function commit(state: SessionState<D>): Promise<CommitResult> {
@@ -224,28 +232,22 @@ export function createSessions<D = SessionData>(options: SessionOptions & { stor
     }
   }
 
-  /** States committed by `commitNow` with nothing to write, checked once more a microtask later. */
-  let late: SessionState<D>[] = [];
-
-  function drainLate(): void {
-    const batch = late;
-    late = [];
-    for (const state of batch) {
-      // A change made in the same synchronous step after the response was sent (`res.send()`
-      // then `req.session.x = 1`) is still written, as `commit` would have; only for a session
-      // the client already holds a cookie for (no Set-Cookie can follow the response now).
-      // Failures are reported as store_error events by the store caller.
-      if (!state.isNew && !state.settled()) commit(state).catch(() => undefined);
-    }
-  }
+  /**
+   * A change made after `commitNow` found nothing to write (`res.send()`, then `req.session.x = 1`
+   * in the same step) is still written, as `commit` would have; only for a session the client
+   * already holds a cookie for, since no Set-Cookie can follow the response now. Failures are
+   * reported as store_error events by the store caller.
+   */
+  const lateCommit = (state: SessionState<D>): void => {
+    if (!state.isNew) commit(state).catch(() => undefined);
+  };
 
   function commitNow(state: SessionState<D>): CommitResult | Promise<CommitResult> {
     try {
       if (state.settled()) {
-        const result = commitResult(state);
-        if (late.length === 0) queueMicrotask(drainLate);
-        late.push(state);
-        return result;
+        state.watchLateChange(lateCommit);
+        const setCookie = state.cookieHeaders();
+        return setCookie.length === 0 ? NOTHING_TO_SET : finishCommit(state, setCookie);
       }
     } catch (err) {
       return Promise.reject(err);

@@ -170,6 +170,7 @@ export class SessionState<D = SessionData> {
     if (userId !== this.#userId) {
       this.#userId = userId;
       this.#userDirty = true;
+      if (this.#onLateChange !== null) this.#lateChange();
     }
   }
 
@@ -186,6 +187,7 @@ export class SessionState<D = SessionData> {
     else this.#meta[key] = value;
     this.#metaDirty ??= new Set();
     this.#metaDirty.add(key);
+    if (this.#onLateChange !== null) this.#lateChange();
     // "Remember me" changes the cookie itself (Max-Age), so the cookie must be sent again.
     if (key === 'remember') this.#sendCookie = true;
   }
@@ -343,6 +345,24 @@ export class SessionState<D = SessionData> {
   #markDirty(key: string): void {
     this.#dirty ??= new Set();
     this.#dirty.add(key);
+    if (this.#onLateChange !== null) this.#lateChange();
+  }
+
+  /** Set by the engine's `commitNow` when it found nothing to write; called on the next change. */
+  #onLateChange: ((state: SessionState<D>) => void) | null = null;
+
+  /**
+   * @internal Call `fn` (once, a microtask later) when the session changes from now on: a commit
+   * that found nothing to write still writes a change made in the same step after it.
+   */
+  watchLateChange(fn: (state: SessionState<D>) => void): void {
+    this.#onLateChange = fn;
+  }
+
+  #lateChange(): void {
+    const fn = this.#onLateChange as (state: SessionState<D>) => void;
+    this.#onLateChange = null;
+    queueMicrotask(() => fn(this));
   }
 
   /** Keys whose object values were read and then mutated in place join the dirty set. */

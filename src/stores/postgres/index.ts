@@ -187,7 +187,7 @@ export class PostgresStore implements Store {
   readonly #batch: number;
   readonly #onBackgroundError: (error: unknown) => void;
   readonly #poolErrorListener: ((err: Error) => void) | undefined;
-  readonly #poolConnectListener: ((client: PgPoolClient) => void) | undefined;
+  #poolConnectListener: ((client: PgPoolClient) => void) | undefined;
   #ready: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #purging = false;
@@ -229,11 +229,12 @@ export class PostgresStore implements Store {
     // the same chunk as the ReadyForQuery or last result (a database shutting down) would then be
     // emitted on a client with no listener and crash the process. Give every new client a
     // permanent quiet listener; the error still reaches the operation that uses the client.
+    // One listener per pool, however many stores share it (counted, removed with the last store).
     if (typeof pool.on === 'function') {
-      this.#poolConnectListener = (client) => {
-        client.on?.('error', ignoreClientError);
-      };
-      pool.on('connect', this.#poolConnectListener);
+      const users = quietPools.get(pool) ?? 0;
+      if (users === 0) pool.on('connect', quietNewClient);
+      quietPools.set(pool, users + 1);
+      this.#poolConnectListener = quietNewClient;
     }
   }
 
@@ -344,7 +345,14 @@ export class PostgresStore implements Store {
     this.#timer = undefined;
     if (typeof this.#pool.off === 'function') {
       if (this.#poolErrorListener) this.#pool.off('error', this.#poolErrorListener);
-      if (this.#poolConnectListener) this.#pool.off('connect', this.#poolConnectListener);
+      if (this.#poolConnectListener) {
+        const users = (quietPools.get(this.#pool) ?? 1) - 1;
+        if (users === 0) {
+          this.#pool.off('connect', this.#poolConnectListener);
+          quietPools.delete(this.#pool);
+        } else quietPools.set(this.#pool, users);
+        this.#poolConnectListener = undefined;
+      }
     }
   }
 
@@ -513,6 +521,14 @@ export class PostgresStore implements Store {
 
 /** The quiet per-client listener (see the constructor): the failed query reports the error. */
 function ignoreClientError(): void {}
+
+/** The pool's 'connect' listener that gives each new client {@link ignoreClientError}. */
+function quietNewClient(client: PgPoolClient): void {
+  client.on?.('error', ignoreClientError);
+}
+
+/** Pools carrying {@link quietNewClient}, with the number of open stores that use each. */
+const quietPools = new WeakMap<object, number>();
 
 function positive(option: string, value: number | undefined, fallback: number): number {
   const v = value ?? fallback;
