@@ -20,6 +20,9 @@ import { fileURLToPath } from 'node:url';
 const [variantsArg = 'bare,layer,prop,sesh', route = 'read', countArg = '3000'] = process.argv.slice(2);
 const count = Number(countArg);
 const warmup = 2000;
+// One connection by default: requests then never share an event-loop turn, which keeps the count
+// repeatable (with several, how requests batch up varies from run to run). CONN=n for more.
+const CONNECTIONS = Number(process.env.CONN ?? 1);
 const isolate = fileURLToPath(new URL('./isolate.mjs', import.meta.url));
 try {
   execFileSync('valgrind', ['--version'], { stdio: 'ignore' });
@@ -47,7 +50,7 @@ async function measure(variant) {
     { stdio: ['ignore', 'ignore', 'ignore', 'ipc'], env: { ...process.env, NODE_ENV: 'production' } },
   );
   const port = await new Promise((resolve) => child.on('message', (m) => m.type === 'ready' && resolve(m.port)));
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: CONNECTIONS });
   const get = (path, cookie) =>
     new Promise((resolve, reject) => {
       http
@@ -70,7 +73,7 @@ async function measure(variant) {
         if (res.statusCode !== 200) throw new Error(`${variant}: HTTP ${res.statusCode}`);
       }
     };
-    await Promise.all(Array.from({ length: 8 }, worker));
+    await Promise.all(Array.from({ length: CONNECTIONS }, worker));
   };
   await burst(warmup);
   execFileSync('callgrind_control', ['-i', 'on', String(child.pid)], { stdio: 'ignore' });
