@@ -10,9 +10,6 @@ import type { EngineInternals, RequestContext } from './internals.js';
 import { SessionState } from './session.js';
 import { MAX_TOKEN_LENGTH, signToken, storeKeyOf, verifyToken } from './token.js';
 
-/** `commitNow`'s answer when there is nothing to set: shared, so never to be modified. */
-const NOTHING_TO_SET: CommitResult = Object.freeze({ setCookie: Object.freeze([]) as unknown as string[] });
-
 /** Tolerated clock skew between nodes for times read from the store (ms). */
 const MAX_SKEW = 60_000;
 
@@ -52,10 +49,10 @@ export interface Sessions<D = SessionData> {
   commit(state: SessionState<D>): Promise<CommitResult>;
   /**
    * {@link commit}, returning the result itself, without a promise, when there is nothing to
-   * write (the common read-only request); that result is shared and frozen. A change made
-   * through the session after the call (in the same step) is still written a microtask later, as
-   * `commit` would, without a Set-Cookie; an object read from the session and changed in place
-   * after the call is not (it is with `commit`, which decides a microtask later).
+   * write (the common read-only request). A change made through the session after the call (in
+   * the same step) is still written a microtask later, as `commit` would, without a Set-Cookie;
+   * an object read from the session and changed in place after the call is not (it is with
+   * `commit`, which decides a microtask later).
    */
   commitNow(state: SessionState<D>): CommitResult | Promise<CommitResult>;
   /** The store key of a session ID (what the store and the per-user index see). */
@@ -247,7 +244,7 @@ export function createSessions<D = SessionData>(options: SessionOptions & { stor
       if (state.settled()) {
         state.watchLateChange(lateCommit);
         const setCookie = state.cookieHeaders();
-        return setCookie.length === 0 ? NOTHING_TO_SET : finishCommit(state, setCookie);
+        return setCookie.length === 0 ? { setCookie } : finishCommit(state, setCookie);
       }
     } catch (err) {
       return Promise.reject(err);
