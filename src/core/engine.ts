@@ -102,7 +102,10 @@ export function createSessions<D = SessionData>(options: SessionOptions & { stor
 
   /** `store.get` for {@link load}: a shared function instead of a closure per request. */
   const getRecord = (key: string) => store.get(key);
-  /** The store's synchronous read, when it has one (no promise, no timer: see `Store.getSync`). */
+  /**
+   * The store's synchronous read, when it has one (no promise, no timer: see `Store.getSync`),
+   * looked up at each call like `getRecord`, so a store instrumented later is still honoured.
+   */
   const getSync =
     typeof store.getSync === 'function'
       ? (key: string) => (store.getSync as (k: string) => StoredSession | null).call(store, key)
@@ -212,13 +215,10 @@ export function createSessions<D = SessionData>(options: SessionOptions & { stor
     return state instanceof Promise ? state : Promise.resolve(state);
   }
 
-  function finishCommit(state: SessionState<D>, setCookie: string[]): CommitResult {
+  function commitResult(state: SessionState<D>): CommitResult {
+    const setCookie = state.cookieHeaders();
     if (dropsInsecureCookie(setCookie, opts, state.request, emit)) return { setCookie: [] };
     return { setCookie };
-  }
-
-  function commitResult(state: SessionState<D>): CommitResult {
-    return finishCommit(state, state.cookieHeaders());
   }
 
   function commit(state: SessionState<D>): Promise<CommitResult> {
@@ -243,8 +243,7 @@ export function createSessions<D = SessionData>(options: SessionOptions & { stor
     try {
       if (state.settled()) {
         state.watchLateChange(lateCommit);
-        const setCookie = state.cookieHeaders();
-        return setCookie.length === 0 ? { setCookie } : finishCommit(state, setCookie);
+        return commitResult(state);
       }
     } catch (err) {
       return Promise.reject(err);

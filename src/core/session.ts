@@ -170,7 +170,7 @@ export class SessionState<D = SessionData> {
     if (userId !== this.#userId) {
       this.#userId = userId;
       this.#userDirty = true;
-      if (this.#onLateChange !== null) this.#lateChange();
+      this.#noteChange();
     }
   }
 
@@ -187,7 +187,7 @@ export class SessionState<D = SessionData> {
     else this.#meta[key] = value;
     this.#metaDirty ??= new Set();
     this.#metaDirty.add(key);
-    if (this.#onLateChange !== null) this.#lateChange();
+    this.#noteChange();
     // "Remember me" changes the cookie itself (Max-Age), so the cookie must be sent again.
     if (key === 'remember') this.#sendCookie = true;
   }
@@ -345,7 +345,7 @@ export class SessionState<D = SessionData> {
   #markDirty(key: string): void {
     this.#dirty ??= new Set();
     this.#dirty.add(key);
-    if (this.#onLateChange !== null) this.#lateChange();
+    this.#noteChange();
   }
 
   /** Set by the engine's `commitNow` when it found nothing to write; called on the next change. */
@@ -359,8 +359,10 @@ export class SessionState<D = SessionData> {
     this.#onLateChange = fn;
   }
 
-  #lateChange(): void {
-    const fn = this.#onLateChange as (state: SessionState<D>) => void;
+  /** Every change (data, metadata, user) passes here: hands a late change to the watcher. */
+  #noteChange(): void {
+    const fn = this.#onLateChange;
+    if (fn === null) return;
     this.#onLateChange = null;
     queueMicrotask(() => fn(this));
   }

@@ -69,15 +69,18 @@ function padsOf(key: Buffer): Buffer {
  * (Node < 20.12) or the message is long.
  */
 export function hmac(key: Buffer, message: string): string {
-  if (oneShotHash === undefined || message.length > MAX_ONE_SHOT / 3) {
-    return createHmac('sha256', key).update(message).digest('base64url');
-  }
-  return oneShotHash('sha256', outerBlock(key, message), 'base64url');
+  if (!oneShotFits(message)) return createHmac('sha256', key).update(message).digest('base64url');
+  return (oneShotHash as NonNullable<typeof oneShotHash>)('sha256', outerBlock(key, message), 'base64url');
+}
+
+/** True when the one-shot path applies: `crypto.hash` exists and the message fits the scratch. */
+function oneShotFits(message: string): boolean {
+  return oneShotHash !== undefined && message.length <= MAX_ONE_SHOT / 3;
 }
 
 /**
  * The outer hash's input for `hmac(key, message)`: `outerScratch` holding K ⊕ opad and the inner
- * digest. Only called when `crypto.hash` exists and the message is short.
+ * digest. Only called when {@link oneShotFits}.
  */
 function outerBlock(key: Buffer, message: string): Buffer {
   const hash = oneShotHash as NonNullable<typeof oneShotHash>;
@@ -111,7 +114,7 @@ export function verifyHmac(ring: KeyRing, message: string, tag: string): number 
   // cookie values). Node's decoder skips illegal characters: the decoded length catches those.
   if (tag.length !== 43 || !CANONICAL_LAST.has(tag.charCodeAt(42))) return -1;
   if (givenMac.write(tag, 0, 'base64url') !== 32) return -1;
-  const oneShot = oneShotHash !== undefined && message.length <= MAX_ONE_SHOT / 3;
+  const oneShot = oneShotFits(message);
   let found = -1;
   for (let i = 0; i < ring.keys.length; i++) {
     const key = ring.keys[i] as Buffer;

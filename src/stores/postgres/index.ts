@@ -187,7 +187,8 @@ export class PostgresStore implements Store {
   readonly #batch: number;
   readonly #onBackgroundError: (error: unknown) => void;
   readonly #poolErrorListener: ((err: Error) => void) | undefined;
-  #poolConnectListener: ((client: PgPoolClient) => void) | undefined;
+  /** True while this store counts as a user of {@link quietNewClient} on its pool. */
+  #quietsPool = false;
   #ready: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #purging = false;
@@ -234,7 +235,7 @@ export class PostgresStore implements Store {
       const users = quietPools.get(pool) ?? 0;
       if (users === 0) pool.on('connect', quietNewClient);
       quietPools.set(pool, users + 1);
-      this.#poolConnectListener = quietNewClient;
+      this.#quietsPool = true;
     }
   }
 
@@ -345,13 +346,13 @@ export class PostgresStore implements Store {
     this.#timer = undefined;
     if (typeof this.#pool.off === 'function') {
       if (this.#poolErrorListener) this.#pool.off('error', this.#poolErrorListener);
-      if (this.#poolConnectListener) {
+      if (this.#quietsPool) {
         const users = (quietPools.get(this.#pool) ?? 1) - 1;
         if (users === 0) {
-          this.#pool.off('connect', this.#poolConnectListener);
+          this.#pool.off('connect', quietNewClient);
           quietPools.delete(this.#pool);
         } else quietPools.set(this.#pool, users);
-        this.#poolConnectListener = undefined;
+        this.#quietsPool = false;
       }
     }
   }
