@@ -33,6 +33,18 @@ export interface Store {
   touch(key: string, lastSeen: number, expiresAt: number): Promise<boolean>;
   /** Delete a session. Resolves `true` when a live record was deleted. */
   destroy(key: string): Promise<boolean>;
+  /**
+   * Optional, with `patchSync` and `touchSync`: `create`, answered synchronously. Stores that write
+   * inside the process (memory, embedded SQLite) implement all three, and the engine then commits
+   * a changed session without a promise or a timer on the request's path. Each must do exactly
+   * what its asynchronous twin does and return what it would resolve; a throw counts as the store
+   * being unavailable (503). Stores that talk to a server must not implement them.
+   */
+  createSync?(key: string, session: StoredSession): boolean;
+  /** Optional: `patch`, answered synchronously (see {@link Store.createSync}). */
+  patchSync?(key: string, patch: SessionPatch): boolean;
+  /** Optional: `touch`, answered synchronously (see {@link Store.createSync}). */
+  touchSync?(key: string, lastSeen: number, expiresAt: number): boolean;
 
   /** Optional capability: the sessions bound to a user (per-user index). */
   listByUser?(userId: string): Promise<StoredSessionEntry[]>;
@@ -54,6 +66,8 @@ export interface StoreCapabilities {
   close: boolean;
   /** `getSync` is implemented (reads answered inside the process). */
   syncRead: boolean;
+  /** `createSync`, `patchSync` and `touchSync` are all implemented (writes done inside the process). */
+  syncWrite: boolean;
 }
 
 /** Detect the optional capabilities of a store. */
@@ -63,6 +77,7 @@ export function storeCapabilities(store: Store): StoreCapabilities {
     purge: typeof store.purgeExpired === 'function',
     close: typeof store.close === 'function',
     syncRead: typeof store.getSync === 'function',
+    syncWrite: typeof store.createSync === 'function' && typeof store.patchSync === 'function' && typeof store.touchSync === 'function',
   };
 }
 

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Express, NextFunction, Request, Response } from 'express';
 import { afterEach, describe, expect, it } from 'vitest';
 import { session } from '../src/adapters/express/index.js';
-import type { SessionPatch, Store, StoredSession } from '../src/index.js';
+import { createSessions, type SessionPatch, type Store, type StoredSession } from '../src/index.js';
 import { MemoryStore } from '../src/stores/memory/index.js';
 import { FakeClock } from '../src/testing/index.js';
 import { Client, cookiePair, expressVersions, listen, type Running, request } from './support/http.js';
@@ -377,6 +377,102 @@ for (const { name, express } of expressVersions) {
       expect(down.status).toBe(503);
       expect(down.setCookie).toEqual([]);
       expect(down.body).not.toContain('ada');
+    });
+
+    it('with a store that writes synchronously: creates, patches and touches go through createSync/patchSync/touchSync and are stored before the response leaves', async () => {
+      const clock = new FakeClock();
+      const inner = new MemoryStore({ clock });
+      const calls: string[] = [];
+      for (const m of ['create', 'patch', 'touch', 'createSync', 'patchSync', 'touchSync'] as const) {
+        const orig = inner[m].bind(inner) as (...args: unknown[]) => unknown;
+        (inner as unknown as Record<string, unknown>)[m] = (...args: unknown[]) => {
+          calls.push(m);
+          return orig(...args);
+        };
+      }
+      const app = build({ secret: SECRET, store: inner, clock, touchAfter: 60_000 }, (a) => {
+        a.get('/login', (req, res) => {
+          req.session.user = 'ada';
+          res.send('ok');
+        });
+        a.get('/count', (req, res) => {
+          req.session.views = (req.session.views ?? 0) + 1;
+          res.send(String(req.session.views));
+        });
+        a.get('/read', (req, res) => {
+          res.send(String(req.session.user) + String(req.session.late ?? ''));
+        });
+        a.get('/late', (req, res) => {
+          req.session.views = 100;
+          res.send('sent');
+          req.session.late = '+late';
+        });
+      });
+      const r = await listen(app);
+      running.push(r);
+      const c = new Client(r.url);
+      const key = () => {
+        const id = (c.cookie as string).split('.')[1] as string;
+        return createSessions({ secret: SECRET, store: inner }).storeKey(id);
+      };
+      const login = await c.send('/login');
+      expect(login.setCookie).toHaveLength(1);
+      expect(calls).toEqual(['createSync']);
+      expect(inner.getSync(key())?.data).toEqual({ user: 'ada' });
+      expect((await c.send('/count')).body).toBe('1');
+      expect(calls).toEqual(['createSync', 'patchSync']);
+      expect(inner.getSync(key())?.data).toEqual({ user: 'ada', views: 1 });
+      clock.advance(61_000);
+      const touched = await c.send('/read');
+      expect(touched.body).toBe('ada');
+      expect(calls).toEqual(['createSync', 'patchSync', 'touchSync']);
+      expect(inner.getSync(key())?.lastSeen).toBe(clock.now());
+      // A change after res.send() in the same step still reaches the store, a microtask later.
+      const late = await c.send('/late');
+      expect(late.body).toBe('sent');
+      for (let i = 0; i < 20 && !inner.getSync(key())?.data.late; i++) await sleep(5);
+      expect(inner.getSync(key())?.data).toEqual({ user: 'ada', views: 100, late: '+late' });
+      expect((await c.send('/read')).body).toBe('ada+late');
+    });
+
+    it('with a store whose synchronous write throws: a clean 503, the stored session unchanged', async () => {
+      const inner = new MemoryStore();
+      const errors: unknown[] = [];
+      const app = build({ secret: SECRET, store: inner, onError: (e) => errors.push(e) }, (a) => {
+        a.get('/login', (req, res) => {
+          req.session.user = 'ada';
+          res.send('ok');
+        });
+        a.get('/count', (req, res) => {
+          req.session.views = (req.session.views ?? 0) + 1;
+          res.send(String(req.session.views));
+        });
+      });
+      const r = await listen(app);
+      running.push(r);
+      const fresh = new Client(r.url);
+      const c = new Client(r.url);
+      await c.send('/login');
+      expect((await c.send('/count')).body).toBe('1');
+      inner.patchSync = () => {
+        throw new Error('disk I/O error');
+      };
+      inner.createSync = () => {
+        throw new Error('disk I/O error');
+      };
+      const down = await c.send('/count');
+      expect(down.status).toBe(503);
+      expect(down.body).toBe('Service Unavailable');
+      expect(down.setCookie).toEqual([]);
+      const refused = await fresh.send('/login');
+      expect(refused.status).toBe(503);
+      expect(refused.setCookie).toEqual([]);
+      expect(inner.size).toBe(1);
+      expect(errors).toHaveLength(2);
+      expect(errors.every((e) => (e as { status?: number }).status === 503)).toBe(true);
+      delete (inner as { patchSync?: unknown }).patchSync;
+      delete (inner as { createSync?: unknown }).createSync;
+      expect((await c.send('/count')).body).toBe('2');
     });
 
     it('answers 503 fast when the store is down, and never falls back to an anonymous session', async () => {

@@ -11,14 +11,14 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 runStoreSuite(({ clock }) => new SqliteStore({ path: join(dir, `suite-${n++}.db`), clock, purgeInterval: 0 }), {
   name: 'SqliteStore (file, WAL) passes the sesh store conformance suite',
-  require: ['userIndex', 'purge', 'close'],
+  require: ['userIndex', 'purge', 'close', 'syncRead', 'syncWrite'],
   describe,
   it,
 });
 
 runStoreSuite(({ clock }) => new SqliteStore({ path: ':memory:', clock, purgeInterval: 0, purgeBatchSize: 7 }), {
   name: 'SqliteStore (:memory:, small purge batches) passes the sesh store conformance suite',
-  require: ['userIndex', 'purge', 'close'],
+  require: ['userIndex', 'purge', 'close', 'syncRead', 'syncWrite'],
   describe,
   it,
 });

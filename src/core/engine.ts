@@ -6,7 +6,7 @@ import { type Store, type StoreCapabilities, storeCapabilities } from '../store.
 import type { SessionData, StoredSession } from '../types.js';
 import { dropsInsecureCookie, eventEmitter, refusesInsecureLoad, storeCaller, storeFailure, warnIfInsecureDevMode } from './common.js';
 import { isValidRecord } from './data.js';
-import type { EngineInternals, RequestContext } from './internals.js';
+import type { EngineInternals, RequestContext, SyncWrites } from './internals.js';
 import { SessionState } from './session.js';
 import { MAX_TOKEN_LENGTH, signToken, storeKeyOf, verifyToken } from './token.js';
 
@@ -49,10 +49,13 @@ export interface Sessions<D = SessionData> {
   commit(state: SessionState<D>): Promise<CommitResult>;
   /**
    * {@link commit}, returning the result itself, without a promise, when there is nothing to
-   * write (the common read-only request). A change made through the session after the call (in
-   * the same step) is still written a microtask later, as `commit` would, without a Set-Cookie;
-   * an object read from the session and changed in place after the call is not (it is with
-   * `commit`, which decides a microtask later).
+   * write (the common read-only request), or when the store writes synchronously
+   * (`Store.createSync`, `patchSync`, `touchSync`: memory, SQLite) and no other step on the session
+   * (a save, a regenerate) is running; a failed synchronous write gives a rejected promise, as
+   * `commit` would. A change made through the session after the call (in the same step) is still
+   * written a microtask later, as `commit` would, without a Set-Cookie; an object read from the
+   * session and changed in place after the call is not (it is with `commit`, which decides a
+   * microtask later).
    */
   commitNow(state: SessionState<D>): CommitResult | Promise<CommitResult>;
   /** The store key of a session ID (what the store and the per-user index see). */
@@ -111,11 +114,40 @@ export function createSessions<D = SessionData>(options: SessionOptions & { stor
       ? (key: string) => (store.getSync as (k: string) => StoredSession | null).call(store, key)
       : undefined;
   const syncFailure = storeFailure('session store', onEvent);
+  const capabilities = storeCapabilities(store);
+  type Writes = Required<Pick<Store, 'createSync' | 'patchSync' | 'touchSync'>>;
+  /** The store's synchronous writes, looked up at each call like `getSync`. */
+  const writeNow: SyncWrites | null = capabilities.syncWrite
+    ? {
+        create(key, record) {
+          try {
+            return (store as Writes).createSync(key, record);
+          } catch (err) {
+            throw syncFailure(err, 'create');
+          }
+        },
+        patch(key, patch) {
+          try {
+            return (store as Writes).patchSync(key, patch);
+          } catch (err) {
+            throw syncFailure(err, 'patch');
+          }
+        },
+        touch(key, lastSeen, expiresAt) {
+          try {
+            return (store as Writes).touchSync(key, lastSeen, expiresAt);
+          } catch (err) {
+            throw syncFailure(err, 'touch');
+          }
+        },
+      }
+    : null;
 
   const internals: EngineInternals = {
     options: opts,
     store,
     call: (operation, fn) => call(operation, fn, store),
+    writeNow,
     emit,
     expiresAt(createdAt, lastSeen) {
       const hard = createdAt + absolute;
@@ -230,8 +262,8 @@ export function createSessions<D = SessionData>(options: SessionOptions & { stor
   }
 
   /**
-   * A change made after `commitNow` found nothing to write (`res.send()`, then `req.session.x = 1`
-   * in the same step) is still written, as `commit` would have; only for a session the client
+   * A change made after `commitNow` answered at once (`res.send()`, then `req.session.x = 1` in
+   * the same step) is still written, as `commit` would have; only for a session the client
    * already holds a cookie for, since no Set-Cookie can follow the response now. Failures are
    * reported as store_error events by the store caller.
    */
@@ -241,7 +273,9 @@ export function createSessions<D = SessionData>(options: SessionOptions & { stor
 
   function commitNow(state: SessionState<D>): CommitResult | Promise<CommitResult> {
     try {
-      if (state.settled()) {
+      // With synchronous writes, what changed is written now; otherwise only "nothing to write"
+      // is answered at once.
+      if (writeNow === null ? state.settled() : state.flushNow()) {
         state.watchLateChange(lateCommit);
         return commitResult(state);
       }
@@ -256,7 +290,7 @@ export function createSessions<D = SessionData>(options: SessionOptions & { stor
   return {
     options: opts,
     store,
-    capabilities: storeCapabilities(store),
+    capabilities,
     load,
     loadNow,
     commit,

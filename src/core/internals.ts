@@ -1,6 +1,6 @@
 import type { ResolvedOptions } from '../options.js';
 import type { Store } from '../store.js';
-import type { SeshEventType, StoredSession } from '../types.js';
+import type { SeshEventType, SessionPatch, StoredSession } from '../types.js';
 
 /** What an adapter tells the engine about the request. */
 export interface RequestContext {
@@ -18,12 +18,24 @@ export interface RequestContext {
   hadCookie?: boolean;
 }
 
+/**
+ * @internal A store's synchronous writes (`Store.createSync`, `patchSync`, `touchSync`), called
+ * through the engine: a failure is thrown as a `StoreUnavailableError`, already reported.
+ */
+export interface SyncWrites {
+  create(key: string, session: StoredSession): boolean;
+  patch(key: string, patch: SessionPatch): boolean;
+  touch(key: string, lastSeen: number, expiresAt: number): boolean;
+}
+
 /** @internal The engine services a session state uses. */
 export interface EngineInternals {
   readonly options: ResolvedOptions;
   readonly store: Store;
   /** Run one store operation with the per-operation timeout; failures become StoreUnavailableError. */
   call<T>(operation: string, fn: (store: Store) => Promise<T>): Promise<T>;
+  /** The store's synchronous writes, or null when it has none. */
+  readonly writeNow: SyncWrites | null;
   emit(type: SeshEventType, sid?: string | null, detail?: string, ip?: string): void;
   expiresAt(createdAt: number, lastSeen: number): number;
   remainingLifetime(createdAt: number): number;

@@ -3,7 +3,7 @@ import { SeshError } from '../errors.js';
 import { FORBIDDEN_KEYS } from '../store.js';
 import type { DataRecord, SessionData, SessionMeta, SessionPatch, StoredSession } from '../types.js';
 import { adoptData, assertDataKey, RESERVED_KEYS, serializeData, snapshotOf } from './data.js';
-import type { EngineInternals, RequestContext } from './internals.js';
+import type { EngineInternals, RequestContext, SyncWrites } from './internals.js';
 import { storeKeyOf } from './token.js';
 
 /** Where a session proxy's placeholder target keeps its state. */
@@ -420,70 +420,115 @@ export class SessionState<D = SessionData> {
     return this.#gone || this.#pending(this.#engine.options.clock.now()) === null;
   }
 
+  /**
+   * @internal The engine's commit for a store with synchronous writes: when no other step on this
+   * session is running, write what changed now, as `flush(true)` would, and return true; false
+   * (and nothing done) when a step is running. A failed write throws.
+   */
+  flushNow(): boolean {
+    const writes = this.#engine.writeNow;
+    if (this.#lock !== IDLE || writes === null) return false;
+    if (this.#gone) return true;
+    const now = this.#engine.options.clock.now();
+    const changed = this.#pending(now);
+    if (changed !== null) this.#writeNow(writes, now, changed);
+    return true;
+  }
+
   async #write(auto: boolean, now: number, changed: boolean): Promise<void> {
     const engine = this.#engine;
-    const { options } = engine;
+    const key = this.storeKey;
     if (!this.#persisted) {
-      serializeData(this.#data, options.maxSize);
-      if (options.trackClient) {
-        if (this.#ctx.ip) this.#meta.ip = this.#ctx.ip;
-        if (this.#ctx.userAgent) this.#meta.userAgent = this.#ctx.userAgent.slice(0, 512);
-      }
-      const record: StoredSession = {
-        data: { ...this.#data },
-        meta: { ...this.#meta },
-        createdAt: this.#createdAt,
-        lastSeen: now,
-        expiresAt: engine.expiresAt(this.#createdAt, now),
-        userId: this.#userId,
-      };
-      const key = this.storeKey;
-      const created = await engine.call('create', (s) => s.create(key, record));
-      if (!created) {
-        // A 256-bit collision does not happen; a store that says so is broken. Fail closed.
-        throw new SeshError('STORE_UNAVAILABLE', 'The store refused to create a session under a fresh random ID.', { status: 503 });
-      }
-      this.#persisted = true;
-      this.#sendCookie = true;
-      this.#lastSeen = now;
-      this.#afterWrite();
-      engine.emit('created', this.#id);
+      const record = this.#newRecord(now);
+      this.#created(await engine.call('create', (s) => s.create(key, record)), now);
       return;
     }
-
     // Here the data changed or a touch is due (`#flush` decided).
     let ok: boolean;
     if (changed) {
-      serializeData(this.#data, options.maxSize);
-      const patch: SessionPatch = { expiresAt: engine.expiresAt(this.#createdAt, now), lastSeen: now };
-      const set: DataRecord = {};
-      const unset: string[] = [];
-      if (this.#dirty) {
-        for (const k of this.#dirty) {
-          if (Object.hasOwn(this.#data, k) && this.#data[k] !== undefined) set[k] = this.#data[k];
-          else unset.push(k);
-        }
-      }
-      if (unset.length) patch.unset = unset;
-      if (Object.keys(set).length) patch.set = set;
-      if (this.#metaDirty) {
-        const metaSet: SessionMeta = {};
-        const metaUnset: string[] = [];
-        for (const k of this.#metaDirty) {
-          if (this.#meta[k] === undefined) metaUnset.push(k);
-          else metaSet[k] = this.#meta[k];
-        }
-        patch.metaSet = metaSet;
-        if (metaUnset.length) patch.metaUnset = metaUnset;
-      }
-      if (this.#userDirty) patch.userId = this.#userId;
-      const key = this.storeKey;
+      const patch = this.#patch(now);
       ok = await engine.call('patch', (s) => s.patch(key, patch));
     } else {
-      const key = this.storeKey;
       const expiresAt = engine.expiresAt(this.#createdAt, now);
       ok = await engine.call('touch', (s) => s.touch(key, now, expiresAt));
     }
+    this.#updated(ok, auto, now);
+  }
+
+  /** `#write` through the store's synchronous writes (`writes`), for the engine's `flushNow`. */
+  #writeNow(writes: SyncWrites, now: number, changed: boolean): void {
+    const key = this.storeKey;
+    if (!this.#persisted) {
+      this.#created(writes.create(key, this.#newRecord(now)), now);
+      return;
+    }
+    const ok = changed ? writes.patch(key, this.#patch(now)) : writes.touch(key, now, this.#engine.expiresAt(this.#createdAt, now));
+    this.#updated(ok, true, now);
+  }
+
+  /** The record a new session is created with (its size checked first). */
+  #newRecord(now: number): StoredSession {
+    const engine = this.#engine;
+    const { options } = engine;
+    serializeData(this.#data, options.maxSize);
+    if (options.trackClient) {
+      if (this.#ctx.ip) this.#meta.ip = this.#ctx.ip;
+      if (this.#ctx.userAgent) this.#meta.userAgent = this.#ctx.userAgent.slice(0, 512);
+    }
+    return {
+      data: { ...this.#data },
+      meta: { ...this.#meta },
+      createdAt: this.#createdAt,
+      lastSeen: now,
+      expiresAt: engine.expiresAt(this.#createdAt, now),
+      userId: this.#userId,
+    };
+  }
+
+  /** After the store answered a create. */
+  #created(created: boolean, now: number): void {
+    if (!created) {
+      // A 256-bit collision does not happen; a store that says so is broken. Fail closed.
+      throw new SeshError('STORE_UNAVAILABLE', 'The store refused to create a session under a fresh random ID.', { status: 503 });
+    }
+    this.#persisted = true;
+    this.#sendCookie = true;
+    this.#lastSeen = now;
+    this.#afterWrite();
+    this.#engine.emit('created', this.#id);
+  }
+
+  /** The per-key patch of what changed (its size checked first). */
+  #patch(now: number): SessionPatch {
+    const engine = this.#engine;
+    serializeData(this.#data, engine.options.maxSize);
+    const patch: SessionPatch = { expiresAt: engine.expiresAt(this.#createdAt, now), lastSeen: now };
+    const set: DataRecord = {};
+    const unset: string[] = [];
+    if (this.#dirty) {
+      for (const k of this.#dirty) {
+        if (Object.hasOwn(this.#data, k) && this.#data[k] !== undefined) set[k] = this.#data[k];
+        else unset.push(k);
+      }
+    }
+    if (unset.length) patch.unset = unset;
+    if (Object.keys(set).length) patch.set = set;
+    if (this.#metaDirty) {
+      const metaSet: SessionMeta = {};
+      const metaUnset: string[] = [];
+      for (const k of this.#metaDirty) {
+        if (this.#meta[k] === undefined) metaUnset.push(k);
+        else metaSet[k] = this.#meta[k];
+      }
+      patch.metaSet = metaSet;
+      if (metaUnset.length) patch.metaUnset = metaUnset;
+    }
+    if (this.#userDirty) patch.userId = this.#userId;
+    return patch;
+  }
+
+  /** After the store answered a patch or a touch (`ok`: the record still existed). */
+  #updated(ok: boolean, auto: boolean, now: number): void {
     if (!ok) {
       this.#markGone();
       if (!auto)

@@ -456,6 +456,8 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
       store: scope,
       // The scope is in memory; revocation store calls inside it carry their own timeout.
       call: (_operation, fn) => fn(scope),
+      // Sealing happens in commit, after the flush: the flush itself has no synchronous path.
+      writeNow: null,
       emit,
       expiresAt,
       remainingLifetime: (createdAt) => Math.max(0, createdAt + absolute - clock.now()),
@@ -652,7 +654,7 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
   return {
     options: opts,
     store: cookieOnlyStore,
-    capabilities: { userIndex: false, purge: false, close: typeof revocation?.close === 'function', syncRead: false },
+    capabilities: { userIndex: false, purge: false, close: typeof revocation?.close === 'function', syncRead: false, syncWrite: false },
     storeKey: storeKeyOf,
     revocationStore: revocation,
     appId,

@@ -49,7 +49,7 @@ export interface StoreSuiteOptions {
   it?: SuiteIt;
 }
 
-const CAPABILITIES: readonly StoreCapability[] = ['userIndex', 'purge', 'close'];
+const CAPABILITIES: readonly StoreCapability[] = ['userIndex', 'purge', 'close', 'syncRead', 'syncWrite'];
 const MINUTE = 60_000;
 
 /** Resolve the runner's `describe`/`it`: options, then globals, then `node:test`. */
@@ -216,6 +216,53 @@ const cases: Case[] = [
       clock.advance(s.expiresAt - clock.now());
       assert.equal(store.getSync(key), null);
       assert.equal(await store.get(key), null);
+    },
+  },
+  {
+    group: 'CRUD',
+    name: 'createSync, patchSync and touchSync do what create, patch and touch do',
+    needs: 'syncWrite',
+    async run({ store, clock, caps }) {
+      const { createSync, patchSync, touchSync } = store;
+      assert.ok(createSync && patchSync && touchSync);
+      const key = newKey();
+      const [alice, bob] = [newUser(), newUser()];
+      const s = record(clock, { data: { keep: 1, change: 'old', drop: true }, meta: { ip: '198.51.100.1' }, userId: alice });
+      assert.equal(createSync.call(store, key, s), true);
+      assert.deepEqual(await store.get(key), s);
+      assert.equal(createSync.call(store, key, record(clock, { data: { other: 1 } })), false, 'createSync of an existing key');
+      assert.deepEqual(await store.get(key), s, 'a refused createSync changed the record');
+
+      const expiresAt = clock.now() + 20 * MINUTE;
+      const patch = { set: { change: 'new', added: { z: 1 } }, unset: ['drop'], metaSet: { remember: true }, userId: bob, expiresAt };
+      assert.equal(patchSync.call(store, key, patch), true);
+      const patched = {
+        ...s,
+        data: { keep: 1, change: 'new', added: { z: 1 } },
+        meta: { ip: '198.51.100.1', remember: true },
+        userId: bob,
+        expiresAt,
+      };
+      assert.deepEqual(await store.get(key), patched);
+      if (caps.userIndex && store.listByUser) {
+        assert.deepEqual(sortedKeys(await store.listByUser(bob)), [key], 'patchSync moved the session to its new user');
+        assert.deepEqual(await store.listByUser(alice), [], 'patchSync left the session under its old user');
+      }
+
+      clock.advance(MINUTE);
+      const lastSeen = clock.now();
+      assert.equal(touchSync.call(store, key, lastSeen, lastSeen + 30 * MINUTE), true);
+      assert.deepEqual(await store.get(key), { ...patched, lastSeen, expiresAt: lastSeen + 30 * MINUTE });
+
+      const missing = newKey();
+      assert.equal(patchSync.call(store, missing, { set: { a: 1 }, expiresAt }), false, 'patchSync of a missing key');
+      assert.equal(touchSync.call(store, missing, lastSeen, expiresAt), false, 'touchSync of a missing key');
+      assert.equal(await store.get(missing), null, 'a missing key was created by patchSync or touchSync');
+
+      clock.advance(30 * MINUTE);
+      assert.equal(patchSync.call(store, key, { set: { late: 1 }, expiresAt: clock.now() + MINUTE }), false, 'patchSync of an expired key');
+      assert.equal(touchSync.call(store, key, clock.now(), clock.now() + MINUTE), false, 'touchSync of an expired key');
+      assert.equal(await store.get(key), null, 'an expired record came back');
     },
   },
   {

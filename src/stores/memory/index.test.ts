@@ -9,7 +9,7 @@ runStoreSuite(({ clock }) => new MemoryStore({ clock, sweepInterval: 0 }), {
   name: 'MemoryStore conformance',
   describe,
   it,
-  require: ['userIndex', 'purge', 'close'],
+  require: ['userIndex', 'purge', 'close', 'syncRead', 'syncWrite'],
 });
 
 // Once more with the sweep timer running, so the suite also exercises close() stopping it.
@@ -17,7 +17,7 @@ runStoreSuite(({ clock }) => new MemoryStore({ clock, maxEntries: 1_000 }), {
   name: 'MemoryStore conformance (sweep timer on)',
   describe,
   it,
-  require: ['userIndex', 'purge', 'close'],
+  require: ['userIndex', 'purge', 'close', 'syncRead', 'syncWrite'],
 });
 
 function session(clock: FakeClock, userId: string | null = null, ttl = 60_000): StoredSession {

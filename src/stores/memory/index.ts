@@ -211,6 +211,11 @@ export class MemoryStore implements Store {
   }
 
   async create(key: string, session: StoredSession): Promise<boolean> {
+    return this.createSync(key, session);
+  }
+
+  /** {@link Store.createSync}: the insert of `create`, without the promise. */
+  createSync(key: string, session: StoredSession): boolean {
     if (this.#live(key)) return false;
     const e: Entry = {
       data: encode(session.data),
@@ -227,6 +232,11 @@ export class MemoryStore implements Store {
   }
 
   async patch(key: string, patch: SessionPatch): Promise<boolean> {
+    return this.patchSync(key, patch);
+  }
+
+  /** {@link Store.patchSync}: the merge of `patch`, without the promise. */
+  patchSync(key: string, patch: SessionPatch): boolean {
     const e = this.#live(key);
     if (!e) return false;
     // Both texts are computed before either is stored: a value JSON cannot encode changes nothing.
@@ -246,6 +256,11 @@ export class MemoryStore implements Store {
   }
 
   async touch(key: string, lastSeen: number, expiresAt: number): Promise<boolean> {
+    return this.touchSync(key, lastSeen, expiresAt);
+  }
+
+  /** {@link Store.touchSync}: the update of `touch`, without the promise. */
+  touchSync(key: string, lastSeen: number, expiresAt: number): boolean {
     const e = this.#live(key);
     if (!e) return false;
     e.lastSeen = lastSeen;

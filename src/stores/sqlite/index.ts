@@ -258,6 +258,11 @@ export class SqliteStore implements Store {
   }
 
   async create(key: string, session: StoredSession): Promise<boolean> {
+    return this.createSync(key, session);
+  }
+
+  /** {@link Store.createSync}: SQLite writes synchronously, so `create` is this insert in a promise. */
+  createSync(key: string, session: StoredSession): boolean {
     this.#open();
     const r = this.#s.create.run(
       key,
@@ -273,6 +278,11 @@ export class SqliteStore implements Store {
   }
 
   async patch(key: string, patch: SessionPatch): Promise<boolean> {
+    return this.patchSync(key, patch);
+  }
+
+  /** {@link Store.patchSync}: the read-merge-write of `patch` (one transaction), without the promise. */
+  patchSync(key: string, patch: SessionPatch): boolean {
     const db = this.#open();
     // Read, merge and write under the write lock: another process cannot commit in between.
     db.exec('BEGIN IMMEDIATE');
@@ -307,6 +317,11 @@ export class SqliteStore implements Store {
   }
 
   async touch(key: string, lastSeen: number, expiresAt: number): Promise<boolean> {
+    return this.touchSync(key, lastSeen, expiresAt);
+  }
+
+  /** {@link Store.touchSync}: the update of `touch`, without the promise. */
+  touchSync(key: string, lastSeen: number, expiresAt: number): boolean {
     this.#open();
     return Number(this.#s.touch.run(lastSeen, expiresAt, key, this.#clock.now()).changes) > 0;
   }
