@@ -81,6 +81,41 @@ for (const { name, express } of expressVersions) {
       expect((await c.send('/views')).body).toBe('views:3');
     });
 
+    it('exposes req.session without adding it to each request; other apps, earlier middlewares and assignments keep plain-property behaviour', async () => {
+      const plain = await start((app) => {
+        app.get('/', (req, res) => {
+          const before = [req.session === undefined, Object.hasOwn(req, 'session')];
+          (req as { session: unknown }).session = { mine: 1 };
+          res.json([...before, (req.session as unknown as { mine: number }).mine, Object.hasOwn(req, 'session')]);
+        });
+      });
+      const url = await start((app) => {
+        app.use((req, _res, next) => {
+          // Another middleware's leftover, replaced by sesh as before.
+          (req as { session: unknown }).session = { stale: true };
+          next();
+        });
+        app.use(session({ secret: SECRET, store: new MemoryStore(), insecureDevMode: true }));
+        app.get('/views', views);
+        app.get('/shape', (req, res) => {
+          req.session.views = 10;
+          const stale = (req.session as { stale?: boolean }).stale;
+          const id = req.session.id;
+          const own = Object.hasOwn(req, 'session');
+          (req as { session: unknown }).session = { replaced: true };
+          res.json([stale ?? null, typeof id, own, req.session as unknown]);
+        });
+      });
+      const c = new Client(url, 'sid');
+      expect((await c.send('/views')).body).toBe('views:1');
+      // The plain app in the same process: no session, and assigning one gives an own property.
+      expect(JSON.parse((await request(plain)).body)).toEqual([true, false, 1, true]);
+      const shape = await c.send('/shape');
+      expect(JSON.parse(shape.body)).toEqual([null, 'string', false, { replaced: true }]);
+      // Replacing req.session does not undo what the route wrote to the session before.
+      expect((await c.send('/views')).body).toBe('views:11');
+    });
+
     it('leaves responses of apps and routes without a session untouched', async () => {
       const plain = await start((app) => {
         app.get('/', (_req, res) => {

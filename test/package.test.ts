@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { entries } from '../tsup.config.js';
 
@@ -41,4 +43,18 @@ describe('package layout (one entry = one exports key = one README section)', ()
       if (pkg.peerDependencies?.[driver]) expect(pkg.peerDependenciesMeta?.[driver]?.optional, driver).toBe(true);
     }
   });
+});
+
+describe('dual package (ESM and CJS builds loaded in one process)', () => {
+  it('keeps the sessions of apps on either copy of sesh/express', () => {
+    const root = fileURLToPath(new URL('..', import.meta.url));
+    if (!existsSync(`${root}dist/express.cjs`) || !existsSync(`${root}dist/stores/memory.js`)) {
+      execFileSync(process.execPath, [`${root}node_modules/tsup/dist/cli-default.js`], { cwd: root, stdio: 'ignore' });
+    }
+    const out = execFileSync(process.execPath, [fileURLToPath(new URL('./fixtures/dual-package.mjs', import.meta.url))], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(JSON.parse(out)).toEqual({ esm: ['1', '2', '3'], cjs: ['1', '2', '3'], esmAgain: ['1', '2', '3'] });
+  }, 120_000);
 });

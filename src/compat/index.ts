@@ -310,6 +310,7 @@ function sessionMiddleware(options?: SessionOptions): SessionMiddleware {
         committed = true;
         return { setCookie };
       },
+      undefined,
       (err) => {
         committed = true;
         const status = (err as { status?: unknown } | null)?.status;

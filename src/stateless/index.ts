@@ -1,6 +1,13 @@
 import type { Request, RequestHandler } from 'express';
 import { sessionHandler } from '../adapters/express/mount.js';
-import { createStatelessSessions, type Session, type SessionData, type StatelessOptions, type StatelessSessions } from '../index.js';
+import {
+  createStatelessSessions,
+  type Session,
+  type SessionData,
+  type SessionState,
+  type StatelessOptions,
+  type StatelessSessions,
+} from '../index.js';
 
 declare global {
   namespace Express {
@@ -64,30 +71,29 @@ export function session(options: StatelessExpressOptions): StatelessMiddleware {
       console.error('[sesh] could not seal the session:', error);
     });
 
+  // `req.session = null` ends the session, as with cookie-session; the destroy runs at once and
+  // the commit waits for it (a failure to revoke surfaces there as a 503).
+  const ending = new WeakMap<SessionState<SessionData>, Promise<void>>();
+  const assign = (state: SessionState<SessionData>, value: unknown): void => {
+    if (value !== null && value !== undefined && value !== state.session) {
+      throw new TypeError('req.session cannot be replaced; assign its keys, or set it to null to end the session.');
+    }
+    if (value === state.session) return;
+    const p = state.destroy();
+    p.catch(() => undefined); // Surfaced at commit.
+    ending.set(state, p);
+  };
   // Registered like the server-side middleware, so getSessionState(req), getSessions(req) and
   // the auth helpers of sesh/express work unchanged.
-  const middleware = sessionHandler(sessions, onError, (req, state) => {
-    let pending: Promise<void> | null = null;
-    // `req.session = null` ends the session, as with cookie-session; anything else is refused.
-    Object.defineProperty(req, 'session', {
-      configurable: true,
-      enumerable: true,
-      get: () => state.session,
-      set: (value: unknown) => {
-        if (value !== null && value !== undefined && value !== state.session) {
-          throw new TypeError('req.session cannot be replaced; assign its keys, or set it to null to end the session.');
-        }
-        if (value === state.session) return;
-        const p = state.destroy();
-        p.catch(() => undefined); // Surfaced at commit.
-        pending = p;
-      },
-    });
-    return async () => {
-      if (pending) await pending;
-      return sessions.commit(state);
-    };
-  });
+  const middleware = sessionHandler(
+    sessions,
+    onError,
+    (state) => {
+      const pending = ending.get(state);
+      return pending ? pending.then(() => sessions.commit(state)) : sessions.commit(state);
+    },
+    assign,
+  );
   return Object.assign(middleware as RequestHandler, {
     sessions,
     revokeUser: (userId: string) => sessions.revokeUser(userId),

@@ -104,10 +104,7 @@ export function session(options: ExpressSessionOptions): SessionMiddleware {
       console.error('[sesh] could not save the session:', error);
     });
 
-  const middleware = sessionHandler(sessions, onError, (req, state) => {
-    req.session = state.session;
-    return () => sessions.commitNow(state);
-  });
+  const middleware = sessionHandler(sessions, onError, sessions.commitNow, null);
   return Object.assign(middleware as RequestHandler, {
     sessions,
     close: () => sessions.close(),

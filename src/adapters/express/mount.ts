@@ -1,6 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import { type CommitResult, isSeshError, type RequestContext, type SessionData, type SessionState, type Sessions } from '../../index.js';
-import { isRegistered, register } from './registry.js';
+import { isRegistered, type Registration, register, type SessionAssign } from './registry.js';
 import { deferUntilCommitted } from './response.js';
 
 /**
@@ -45,23 +45,26 @@ class ExpressContext implements RequestContext {
 
 /**
  * @internal The request handler shared by the server-side and the stateless Express middlewares:
- * load the session from the request, register it (so `getSessionState`, `getSessions` and the auth
- * helpers find it), let `expose` put it on `req` and say how to commit it, and commit it before
- * the response's headers leave. A second session middleware on the same request is a no-op.
+ * load the session from the request, register it (so `req.session`, `getSessionState`,
+ * `getSessions` and the auth helpers find it; `assign`, when given, is what assigning
+ * `req.session` does), and `commit` it before the response's headers leave. A second session
+ * middleware on the same request is a no-op.
  */
 export function sessionHandler(
   sessions: Sessions<SessionData>,
   onError: (error: unknown, req: Request) => void,
-  expose: (req: Request, state: SessionState<SessionData>) => () => CommitResult | Promise<CommitResult>,
+  commit: (state: SessionState<SessionData>) => CommitResult | Promise<CommitResult>,
+  assign: SessionAssign | null,
 ): (req: Request, res: Response, next: NextFunction) => void {
-  const failed = (err: unknown, req: Request): number => {
-    onError(err, req);
+  // Shared by every request: the deferral calls them with the request's registration.
+  const commitOf = (r: Registration) => commit(r.state);
+  const failed = (err: unknown, r: Registration): number => {
+    onError(err, r.req);
     return isSeshError(err) && err.status >= 500 ? err.status : 500;
   };
   const attach = (req: Request, res: Response, next: NextFunction, state: SessionState<SessionData>): void => {
     try {
-      register(req, state, sessions);
-      deferUntilCommitted(res, expose(req, state), (err) => failed(err, req));
+      deferUntilCommitted(res, commitOf, register(req, state, sessions, assign), failed);
     } catch (err) {
       // As Express 5 does with a rejected middleware promise (the async version's behaviour).
       next(err);

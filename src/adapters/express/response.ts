@@ -10,23 +10,31 @@ type Originals = Record<MethodName, Method>;
 type CommitOutcome = { setCookie: string[] } | Promise<{ setCookie: string[] }>;
 
 /** The deferred state of one response. */
-class Deferral {
+class Deferral<A> {
   started = false;
   /** Set once the commit settled: the response methods behave as if never wrapped. */
   done = false;
   head: Args | null = null;
-  /** Deferred calls, as (method, arguments) pairs replayed in order. */
-  readonly queue: Array<Method | Args> = [];
+  /** Deferred calls, as (method, arguments) pairs replayed in order; null until the first. */
+  queue: Array<Method | Args> | null = null;
   owesDrain = false;
 
   constructor(
     readonly res: ServerResponse,
     readonly orig: Originals,
-    readonly commit: () => CommitOutcome,
-    readonly onError: (err: unknown) => number,
+    /** Called with `arg`: shared functions and a per-request argument, no closures per request. */
+    readonly commit: (arg: A) => CommitOutcome,
+    readonly arg: A,
+    readonly onError: (err: unknown, arg: A) => number,
     /** Puts back own-property methods (fallback path); null when the methods live on a prototype. */
     readonly unwrap: (() => void) | null,
   ) {}
+
+  #defer(method: Method, args: Args): void {
+    const q = this.queue;
+    if (q === null) this.queue = [method, args];
+    else q.push(method, args);
+  }
 
   writeHead(args: Args): ServerResponse {
     this.head = args;
@@ -35,7 +43,7 @@ class Deferral {
 
   write(args: Args): boolean {
     if (!this.started && this.#start()) return this.orig.write.apply(this.res, args) as boolean;
-    this.queue.push(this.orig.write, args);
+    this.#defer(this.orig.write, args);
     this.owesDrain = true;
     return false;
   }
@@ -45,7 +53,7 @@ class Deferral {
       this.orig.end.apply(this.res, args);
       return this.res;
     }
-    this.queue.push(this.orig.end, args);
+    this.#defer(this.orig.end, args);
     return this.res;
   }
 
@@ -54,7 +62,7 @@ class Deferral {
       this.orig.flushHeaders.apply(this.res, []);
       return;
     }
-    this.queue.push(this.orig.flushHeaders, []);
+    this.#defer(this.orig.flushHeaders, []);
   }
 
   /**
@@ -66,7 +74,7 @@ class Deferral {
     this.started = true;
     let result: CommitOutcome;
     try {
-      result = this.commit();
+      result = this.commit(this.arg);
     } catch (err) {
       result = Promise.reject(err);
     }
@@ -98,14 +106,14 @@ class Deferral {
     else if (setCookie.length > 0 && !res.headersSent) res.appendHeader('Set-Cookie', setCookie);
     if (head) this.orig.writeHead.apply(res, head);
     const q = this.queue;
-    for (let i = 0; i < q.length; i += 2) (q[i] as Method).apply(res, q[i + 1] as Args);
+    if (q !== null) for (let i = 0; i < q.length; i += 2) (q[i] as Method).apply(res, q[i + 1] as Args);
     if (this.owesDrain && !res.writableNeedDrain && !res.writableEnded) res.emit('drain');
   }
 
   #fail(err: unknown): void {
     this.#restore();
     const res = this.res;
-    const status = this.onError(err);
+    const status = this.onError(err, this.arg);
     if (res.headersSent) {
       res.destroy(err instanceof Error ? err : undefined);
       return;
@@ -122,23 +130,24 @@ class Deferral {
 }
 
 /** Responses deferred through the prototype wrappers (see `wrapPrototype`). */
-const deferrals = new WeakMap<object, Deferral>();
+const deferrals = new WeakMap<object, Deferral<unknown>>();
 /** Prototypes that carry the wrappers, with the methods the wrappers pass through to. */
 const wrapped = new WeakMap<object, Originals>();
 
 /**
- * The object to carry the wrappers for `res`: the last prototype before `ServerResponse.prototype`
- * in its chain. For Express that is the framework's shared `response` object, the ancestor of
- * every app's and sub-app's `app.response`, so the wrappers stay in the chain when a mounted
- * sub-app swaps the response's prototype. Null for a plain Node response (Node's own prototype is
- * never patched) or an unusual chain.
+ * @internal The object to carry shared accessors or wrappers for `obj` (a request or a response):
+ * the last prototype before `base` (`IncomingMessage.prototype`, `ServerResponse.prototype`) in
+ * its chain. For Express that is the framework's shared `request` or `response` object, the
+ * ancestor of every app's and sub-app's `app.request` / `app.response`, so what it carries stays
+ * in the chain when a mounted sub-app swaps the prototype. Null for a plain Node object (Node's
+ * own prototypes are never patched) or an unusual chain.
  */
-function anchorOf(res: ServerResponse): object | null {
-  let p: object | null = Object.getPrototypeOf(res);
-  if (p === ServerResponse.prototype) return null;
+export function anchorOf(obj: object, base: object): object | null {
+  let p: object | null = Object.getPrototypeOf(obj);
+  if (p === base) return null;
   for (let depth = 0; p !== null && depth < 8; depth++) {
     const up: object | null = Object.getPrototypeOf(p);
-    if (up === ServerResponse.prototype) return p;
+    if (up === base) return p;
     p = up;
   }
   return null;
@@ -187,7 +196,8 @@ function wrapPrototype(anchor: object): Originals {
  * whatever form it passed them) and the deferred calls replayed in order, so the body still goes
  * out in one write. `write` reports back-pressure while the commit runs and emits `drain`
  * afterwards, so piped streams wait. If `commit` fails before any header left, the app's response
- * is replaced by `onError`'s status with a short plain-text body.
+ * is replaced by `onError`'s status with a short plain-text body. Both are called with `arg`, so
+ * a caller can pass shared functions and its per-request data instead of closures.
  *
  * Speed: Express re-prototypes every response, after which each property added to it copies the
  * object's hidden class (several µs per property). So, when the response's prototype chain allows
@@ -196,12 +206,17 @@ function wrapPrototype(anchor: object): Originals {
  * one of the methods on the response itself (compression, the compat layer), or for a plain Node
  * response, the methods are replaced on the response and put back afterwards, as before.
  */
-export function deferUntilCommitted(res: ServerResponse, commit: () => CommitOutcome, onError: (err: unknown) => number): void {
+export function deferUntilCommitted<A>(
+  res: ServerResponse,
+  commit: (arg: A) => CommitOutcome,
+  arg: A,
+  onError: (err: unknown, arg: A) => number,
+): void {
   const own =
     Object.hasOwn(res, 'writeHead') || Object.hasOwn(res, 'write') || Object.hasOwn(res, 'end') || Object.hasOwn(res, 'flushHeaders');
-  const anchor = own ? null : anchorOf(res);
+  const anchor = own ? null : anchorOf(res, ServerResponse.prototype);
   if (anchor !== null) {
-    deferrals.set(res, new Deferral(res, wrapPrototype(anchor), commit, onError, null));
+    deferrals.set(res, new Deferral(res, wrapPrototype(anchor), commit, arg, onError, null) as Deferral<unknown>);
     return;
   }
   const orig: Originals = {
@@ -210,7 +225,7 @@ export function deferUntilCommitted(res: ServerResponse, commit: () => CommitOut
     end: res.end as Method,
     flushHeaders: res.flushHeaders as Method,
   };
-  const d = new Deferral(res, orig, commit, onError, () => {
+  const d = new Deferral(res, orig, commit, arg, onError, () => {
     res.writeHead = orig.writeHead as typeof res.writeHead;
     res.write = orig.write as typeof res.write;
     res.end = orig.end as typeof res.end;
