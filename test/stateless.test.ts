@@ -2,7 +2,7 @@ import type { Express, NextFunction, Request, Response } from 'express';
 import { afterEach, describe, expect, it } from 'vitest';
 import { getSessionState } from '../src/adapters/express/index.js';
 import type { SeshEvent, SessionPatch, Store, StoredSession } from '../src/index.js';
-import { isSeshError, SessionTooLargeError } from '../src/index.js';
+import { createStatelessSessions, isSeshError, SessionTooLargeError } from '../src/index.js';
 import { type StatelessExpressOptions, session } from '../src/stateless/index.js';
 import { MemoryStore } from '../src/stores/memory/index.js';
 import { FakeClock } from '../src/testing/index.js';
@@ -582,3 +582,66 @@ for (const { name, express } of expressVersions) {
     });
   });
 }
+
+describe('stateless engine: the synchronous path (loadNow / commitNow)', () => {
+  const cookieOf = (setCookie: string[]) => (setCookie[0] as string).split(';')[0] as string;
+
+  it('answers without a promise when nothing outside the process has a say, with what load and commit give', async () => {
+    const engine = createStatelessSessions({ secret: SECRET, appId: 'sync' });
+    const fresh = engine.loadNow({ secure: true });
+    expect(fresh).not.toBeInstanceOf(Promise);
+    if (fresh instanceof Promise) return;
+    fresh.session.views = 1;
+    const written = engine.commitNow(fresh);
+    expect(written).not.toBeInstanceOf(Promise);
+    if (written instanceof Promise) return;
+    const cookie = cookieOf(written.setCookie);
+
+    const now = engine.loadNow({ cookie, secure: true });
+    const later = await engine.load({ cookie, secure: true });
+    expect(now).not.toBeInstanceOf(Promise);
+    if (now instanceof Promise) return;
+    expect([now.id, now.session.views]).toEqual([later.id, 1]);
+    // Nothing changed: no cookie, at once.
+    expect(engine.commitNow(now)).toEqual({ setCookie: [] });
+    // A change: sealed at once, and it opens to the same session as the asynchronous commit's.
+    now.session.views = 2;
+    later.session.views = 2;
+    const sync = engine.commitNow(now);
+    expect(sync).not.toBeInstanceOf(Promise);
+    if (sync instanceof Promise) return;
+    const viaSync = await engine.load({ cookie: cookieOf(sync.setCookie), secure: true });
+    const viaAsync = await engine.load({ cookie: cookieOf((await engine.commit(later)).setCookie), secure: true });
+    expect([viaSync.id, viaSync.session.views]).toEqual([viaAsync.id, viaAsync.session.views]);
+  });
+
+  it('goes through a promise when a revocation store or authVersion has a say, or another step is running', async () => {
+    const plain = createStatelessSessions({ secret: SECRET, appId: 'sync' });
+    const state = await plain.load({ secure: true });
+    state.session.views = 1;
+    const cookie = cookieOf((await plain.commit(state)).setCookie);
+    const revocable = createStatelessSessions({ secret: SECRET, appId: 'sync', store: new MemoryStore() });
+    expect(revocable.loadNow({ cookie, secure: true })).toBeInstanceOf(Promise);
+    const loaded = await revocable.load({ cookie, secure: true });
+    expect(loaded.session.views).toBe(1);
+
+    const versioned = createStatelessSessions({ secret: SECRET, appId: 'sync', authVersion: () => 1 });
+    const user = await versioned.load({ secure: true });
+    user.setUser('ada');
+    const sealing = versioned.commitNow(user);
+    expect(sealing).toBeInstanceOf(Promise);
+    const userCookie = cookieOf((await sealing).setCookie);
+    expect(versioned.loadNow({ cookie: userCookie, secure: true })).toBeInstanceOf(Promise);
+    expect((await versioned.load({ cookie: userCookie, secure: true })).userId).toBe('ada');
+
+    const busy = plain.loadNow({ cookie, secure: true });
+    if (busy instanceof Promise) throw new Error('expected a synchronous load');
+    busy.session.views = 5;
+    const saving = busy.save();
+    const committing = plain.commitNow(busy);
+    expect(committing).toBeInstanceOf(Promise);
+    await saving;
+    const reopened = await plain.load({ cookie: cookieOf((await committing).setCookie), secure: true });
+    expect(reopened.session.views).toBe(5);
+  });
+});

@@ -15,7 +15,7 @@ import {
   warnIfInsecureDevMode,
 } from './common.js';
 import type { CommitResult, Sessions } from './engine.js';
-import type { EngineInternals, RequestContext } from './internals.js';
+import type { EngineInternals, RequestContext, SyncWrites } from './internals.js';
 import { SessionState } from './session.js';
 import { storeKeyOf } from './token.js';
 
@@ -413,6 +413,15 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
       return key === this.key && this.record ? structuredClone(this.record) : null;
     }
     async create(key: string, session: StoredSession): Promise<boolean> {
+      return this.createSync(key, session);
+    }
+    async patch(key: string, patch: SessionPatch): Promise<boolean> {
+      return this.patchSync(key, patch);
+    }
+    async touch(key: string, lastSeen: number, expires: number): Promise<boolean> {
+      return this.touchSync(key, lastSeen, expires);
+    }
+    createSync(key: string, session: StoredSession): boolean {
       if (this.record && key === this.key) return false;
       checkSize(session);
       this.key = key;
@@ -420,7 +429,7 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
       this.written = true;
       return true;
     }
-    async patch(key: string, patch: SessionPatch): Promise<boolean> {
+    patchSync(key: string, patch: SessionPatch): boolean {
       if (!this.record || key !== this.key) return false;
       const next = applyPatch(this.record, patch);
       checkSize(next);
@@ -428,7 +437,7 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
       this.written = true;
       return true;
     }
-    async touch(key: string, lastSeen: number, expires: number): Promise<boolean> {
+    touchSync(key: string, lastSeen: number, expires: number): boolean {
       if (!this.record || key !== this.key) return false;
       this.record = { ...this.record, lastSeen, expiresAt: expires };
       // Without an idle timeout a moved lastSeen changes no deadline: no need to re-seal for it.
@@ -448,6 +457,20 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
     }
   }
 
+  /** A request scope's writes, as the session state's synchronous path calls them. */
+  class ScopeWrites implements SyncWrites {
+    constructor(readonly scope: RequestScope) {}
+    create(key: string, session: StoredSession): boolean {
+      return this.scope.createSync(key, session);
+    }
+    patch(key: string, patch: SessionPatch): boolean {
+      return this.scope.patchSync(key, patch);
+    }
+    touch(key: string, lastSeen: number, expires: number): boolean {
+      return this.scope.touchSync(key, lastSeen, expires);
+    }
+  }
+
   const scopes = new WeakMap<SessionState<D>, RequestScope>();
 
   function internalsFor(scope: RequestScope): EngineInternals {
@@ -456,8 +479,7 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
       store: scope,
       // The scope is in memory; revocation store calls inside it carry their own timeout.
       call: (_operation, fn) => fn(scope),
-      // Sealing happens in commit, after the flush: the flush itself has no synchronous path.
-      writeNow: null,
+      writeNow: new ScopeWrites(scope),
       emit,
       expiresAt,
       remainingLifetime: (createdAt) => Math.max(0, createdAt + absolute - clock.now()),
@@ -512,32 +534,57 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
     return out;
   }
 
-  async function load(ctx: RequestContext): Promise<SessionState<D>> {
-    const scope = new RequestScope();
-    const values = candidates(ctx.cookie, scope);
-    if (values.length === 0 || refusesInsecureLoad(opts, ctx, emit)) return newState(scope, ctx, null, false);
-    ctx.hadCookie = true;
-    let found: { payload: StatelessPayload; keyIndex: number } | undefined;
-    let distinct = 0;
-    for (const value of values) {
-      const r = openCookie(value);
-      if (!r.ok) {
-        const type = r.reason === 'expired' ? 'expired' : r.reason === 'malformed' ? 'malformed_cookie' : 'invalid_signature';
-        emit(type, null, r.reason, ctx.ip);
-        continue;
+  /** The cookie that passed its checks, with what the request carried. */
+  interface Found {
+    payload: StatelessPayload;
+    keyIndex: number;
+  }
+
+  /**
+   * Load without a promise when nothing outside the process has a say: no revocation store and no
+   * `authVersion` (or an anonymous session); otherwise those checks run, then the same state.
+   */
+  function loadNow(ctx: RequestContext): SessionState<D> | Promise<SessionState<D>> {
+    try {
+      const scope = new RequestScope();
+      const values = candidates(ctx.cookie, scope);
+      if (values.length === 0 || refusesInsecureLoad(opts, ctx, emit)) return newState(scope, ctx, null, false);
+      ctx.hadCookie = true;
+      let found: Found | undefined;
+      let distinct = 0;
+      for (const value of values) {
+        const r = openCookie(value);
+        if (!r.ok) {
+          const type = r.reason === 'expired' ? 'expired' : r.reason === 'malformed' ? 'malformed_cookie' : 'invalid_signature';
+          emit(type, null, r.reason, ctx.ip);
+          continue;
+        }
+        if (r.payload.sid !== found?.payload.sid) {
+          distinct++;
+          found = r;
+        } else if (r.payload.issuedAt > found.payload.issuedAt) {
+          found = r; // Two copies of one session (e.g. a lost chunk cleanup): the newer wins.
+        }
       }
-      if (r.payload.sid !== found?.payload.sid) {
-        distinct++;
-        found = r;
-      } else if (r.payload.issuedAt > found.payload.issuedAt) {
-        found = r; // Two copies of one session (e.g. a lost chunk cleanup): the newer wins.
+      if (distinct !== 1 || found === undefined) {
+        // No valid value, or two different valid sessions (cookie tossing): trust neither.
+        if (distinct > 1) emit('duplicate_cookie', null, undefined, ctx.ip);
+        return newState(scope, ctx, null, true);
       }
+      if (revocation || (options.authVersion && found.payload.userId !== null)) return revalidated(ctx, scope, values, found);
+      return accepted(ctx, scope, values, found);
+    } catch (err) {
+      return Promise.reject(err);
     }
-    if (distinct !== 1 || found === undefined) {
-      // No valid value, or two different valid sessions (cookie tossing): trust neither.
-      if (distinct > 1) emit('duplicate_cookie', null, undefined, ctx.ip);
-      return newState(scope, ctx, null, true);
-    }
+  }
+
+  function load(ctx: RequestContext): Promise<SessionState<D>> {
+    const state = loadNow(ctx);
+    return state instanceof Promise ? state : Promise.resolve(state);
+  }
+
+  /** The revocation store's and `authVersion`'s say on a cookie that passed its checks. */
+  async function revalidated(ctx: RequestContext, scope: RequestScope, values: string[], found: Found): Promise<SessionState<D>> {
     const p = found.payload;
     if (revocation) {
       const [denied, user] = await Promise.all([
@@ -561,6 +608,12 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
         return newState(scope, ctx, null, true);
       }
     }
+    return accepted(ctx, scope, values, found);
+  }
+
+  /** The session of an accepted cookie. */
+  function accepted(ctx: RequestContext, scope: RequestScope, values: string[], found: Found): SessionState<D> {
+    const p = found.payload;
     const record: StoredSession = {
       data: p.data,
       meta: p.meta,
@@ -595,8 +648,8 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
     }
   }
 
-  async function sealCookies(scope: RequestScope, sid: string, r: StoredSession): Promise<string[]> {
-    const version = options.authVersion && r.userId !== null ? await currentAuthVersion(r.userId) : undefined;
+  /** The Set-Cookie values of the sealed session (`version`: the user's current `authVersion`). */
+  function sealCookies(scope: RequestScope, sid: string, r: StoredSession, version: number | string | undefined): string[] {
     const token = seal(ring, payloadJson(sid, scope.issuedAt, r, version), context, opts.random);
     const maxAge = maxAgeOf(r);
     const pieces = layout(token, maxAge);
@@ -629,24 +682,62 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
     return (chunkCookies[Number(cookieName.slice(name.length + 1))] as CompiledCookie).clear();
   }
 
-  async function commit(state: SessionState<D>): Promise<CommitResult> {
-    const scope = scopes.get(state);
-    if (!scope) throw new SeshError('NO_SESSION', 'This session state was not loaded by this stateless engine.');
-    await state.flush(true);
+  /**
+   * The Set-Cookie values once the session was flushed: the sealed session when it changed (or
+   * must be re-issued), deletions when it ended. A promise only when `authVersion` has a say.
+   */
+  function cookiesAfterFlush(state: SessionState<D>, scope: RequestScope): string[] | Promise<string[]> {
     const marks = state.cookieHeaders();
-    let setCookie: string[] = [];
     const record = scope.record;
     if (record && !state.gone && (scope.written || marks.includes(SET_MARK))) {
       const sid = state.id;
       if (storeKeyOf(sid) !== scope.key) throw new SeshError('NO_SESSION', 'Stateless session state out of sync with its cookie.');
-      setCookie = await sealCookies(scope, sid, record);
-      scope.written = false;
-    } else if (!record && marks.includes(CLEAR_MARK) && scope.seen.size > 0) {
-      setCookie = [...scope.seen].map(clearOf);
-      scope.seen.clear();
+      const sealed = (version: number | string | undefined) => {
+        const out = sealCookies(scope, sid, record, version);
+        scope.written = false;
+        return out;
+      };
+      return options.authVersion && record.userId !== null ? currentAuthVersion(record.userId).then(sealed) : sealed(undefined);
     }
+    if (!record && marks.includes(CLEAR_MARK) && scope.seen.size > 0) {
+      const out = [...scope.seen].map(clearOf);
+      scope.seen.clear();
+      return out;
+    }
+    return [];
+  }
+
+  function scopeOf(state: SessionState<D>): RequestScope {
+    const scope = scopes.get(state);
+    if (!scope) throw new SeshError('NO_SESSION', 'This session state was not loaded by this stateless engine.');
+    return scope;
+  }
+
+  function result(state: SessionState<D>, setCookie: string[]): CommitResult {
     if (dropsInsecureCookie(setCookie, opts, state.request, emit)) return { setCookie: [] };
     return { setCookie };
+  }
+
+  async function commit(state: SessionState<D>): Promise<CommitResult> {
+    const scope = scopeOf(state);
+    await state.flush(true);
+    return result(state, await cookiesAfterFlush(state, scope));
+  }
+
+  /**
+   * {@link commit} without a promise when no other step on the session (a save, an end) is
+   * running and `authVersion` has no say: the flush and the sealing are both in-process. As with
+   * cookie-session, a change made after the response started is not in the cookie.
+   */
+  function commitNow(state: SessionState<D>): CommitResult | Promise<CommitResult> {
+    try {
+      const scope = scopeOf(state);
+      if (!state.flushNow()) return commit(state);
+      const cookies = cookiesAfterFlush(state, scope);
+      return cookies instanceof Promise ? cookies.then((c) => result(state, c)) : result(state, cookies);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   warnIfInsecureDevMode(opts);
@@ -660,10 +751,9 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
     appId,
     maxChunks,
     load,
-    // Sealing and the revocation store keep both asynchronous here.
-    loadNow: load,
+    loadNow,
     commit,
-    commitNow: commit,
+    commitNow,
     openCookie,
     revokeUser,
     revokeSession,

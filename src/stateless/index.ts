@@ -90,7 +90,7 @@ export function session(options: StatelessExpressOptions): StatelessMiddleware {
     onError,
     (state) => {
       const pending = ending.get(state);
-      return pending ? pending.then(() => sessions.commit(state)) : sessions.commit(state);
+      return pending ? pending.then(() => sessions.commit(state)) : sessions.commitNow(state);
     },
     assign,
   );
