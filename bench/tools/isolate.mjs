@@ -7,11 +7,13 @@
 //
 // Variants: bare (no session layer); layer (an empty middleware: one more router layer); await
 // (an async middleware that awaits once before next()); prop (sets req.session = {}: one property
-// added to a request); engine (the engine
-// called directly from a middleware: load, change, commit, no response deferral); sesh (the
-// sesh/express middleware). All use the memory store and the routes of bench/server.mjs. sesh is
-// loaded from dist/ (SESH_DIST=/dir for another build). Servers are pinned to core 0 and the load
-// generator to core 1 when taskset exists. Environment: CONN (connections, default 50).
+// added to a request); engine (the engine called directly from a middleware: load, change,
+// commit, no response deferral); sesh (the sesh/express middleware); stateless (the
+// sesh/stateless middleware, no revocation store). All but stateless use the memory store; the
+// routes are those of bench/server.mjs. sesh is loaded from dist/ (SESH_DIST=/dir for another
+// build). Servers are pinned to core 0 and the load generator to core 1 when taskset exists.
+// Environment: CONN (connections, default 50). Prints the median CPU per request, and its user
+// and system parts.
 import { execFileSync, fork } from 'node:child_process';
 import { createServer } from 'node:http';
 import { resolve } from 'node:path';
@@ -66,6 +68,9 @@ if (process.argv[2] === '--serve') {
     const { session } = await import(`${dist}express.js`);
     const { MemoryStore } = await import(`${dist}stores/memory.js`);
     app.use(session({ secret: SECRET, store: new MemoryStore({ quiet: true }) }));
+  } else if (variant === 'stateless') {
+    const { session } = await import(`${dist}stateless.js`);
+    app.use(session({ secret: SECRET }));
   } else if (variant !== 'bare') {
     throw new Error(`unknown variant ${variant}`);
   }
@@ -121,7 +126,7 @@ if (process.argv[2] === '--serve') {
         child.once('message', r);
         child.send({ type: 'stats' });
       });
-    servers.push({ v, child, port, stats, samples: [] });
+    servers.push({ v, child, port, stats, samples: [], user: [], system: [] });
   }
   for (let round = 0; round <= rounds; round++) {
     for (const s of servers) {
@@ -142,8 +147,15 @@ if (process.argv[2] === '--serve') {
       });
       const after = await s.stats();
       if (res.non2xx) throw new Error(`${s.v}: ${res.non2xx} non-2xx answers`);
-      const cpu = after.cpu.user - before.cpu.user + after.cpu.system - before.cpu.system;
-      if (round > 0) s.samples.push(cpu / (after.requests - before.requests)); // round 0 warms up
+      const n = after.requests - before.requests;
+      const user = after.cpu.user - before.cpu.user;
+      const system = after.cpu.system - before.cpu.system;
+      if (round > 0) {
+        // round 0 warms up
+        s.samples.push((user + system) / n);
+        s.user.push(user / n);
+        s.system.push(system / n);
+      }
     }
   }
   const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
@@ -152,7 +164,7 @@ if (process.argv[2] === '--serve') {
     console.log(
       `${s.v.padEnd(8)} median ${median(s.samples).toFixed(1).padStart(6)}   min ${Math.min(...s.samples)
         .toFixed(1)
-        .padStart(6)}`,
+        .padStart(6)}   user ${median(s.user).toFixed(1).padStart(6)}   system ${median(s.system).toFixed(1).padStart(6)}`,
     );
     s.child.send({ type: 'close' });
   }
