@@ -71,6 +71,18 @@ for (const { name, express } of expressVersions) {
       return app;
     }
 
+    /** `/login` puts a user in the session, `/count` counts views in it. */
+    function loginAndCount(a: Express) {
+      a.get('/login', (req, res) => {
+        req.session.user = 'ada';
+        res.send('ok');
+      });
+      a.get('/count', (req, res) => {
+        req.session.views = (req.session.views ?? 0) + 1;
+        res.send(String(req.session.views));
+      });
+    }
+
     async function start(options: Partial<Parameters<typeof session>[0]> = {}, extra?: (app: Express) => void) {
       const inner = new MemoryStore({ clock: options.clock });
       const store = new ObservedStore(inner);
@@ -391,14 +403,7 @@ for (const { name, express } of expressVersions) {
         };
       }
       const app = build({ secret: SECRET, store: inner, clock, touchAfter: 60_000 }, (a) => {
-        a.get('/login', (req, res) => {
-          req.session.user = 'ada';
-          res.send('ok');
-        });
-        a.get('/count', (req, res) => {
-          req.session.views = (req.session.views ?? 0) + 1;
-          res.send(String(req.session.views));
-        });
+        loginAndCount(a);
         a.get('/read', (req, res) => {
           res.send(String(req.session.user) + String(req.session.late ?? ''));
         });
@@ -439,14 +444,7 @@ for (const { name, express } of expressVersions) {
       const inner = new MemoryStore();
       const errors: unknown[] = [];
       const app = build({ secret: SECRET, store: inner, onError: (e) => errors.push(e) }, (a) => {
-        a.get('/login', (req, res) => {
-          req.session.user = 'ada';
-          res.send('ok');
-        });
-        a.get('/count', (req, res) => {
-          req.session.views = (req.session.views ?? 0) + 1;
-          res.send(String(req.session.views));
-        });
+        loginAndCount(a);
       });
       const r = await listen(app);
       running.push(r);
