@@ -97,6 +97,12 @@ for (const { name, express } of expressVersions) {
         });
         app.use(session({ secret: SECRET, store: new MemoryStore(), insecureDevMode: true }));
         app.get('/views', views);
+        app.get('/wrapped', (req, res) => {
+          // A wrapper that inherits from the request (as some libraries make) sees its session.
+          const view = Object.create(req) as Request;
+          view.session.views = (view.session.views ?? 0) + 100;
+          res.send(`views:${req.session.views}`);
+        });
         app.get('/shape', (req, res) => {
           req.session.views = 10;
           const stale = (req.session as { stale?: boolean }).stale;
@@ -110,6 +116,7 @@ for (const { name, express } of expressVersions) {
       expect((await c.send('/views')).body).toBe('views:1');
       // The plain app in the same process: no session, and assigning one gives an own property.
       expect(JSON.parse((await request(plain)).body)).toEqual([true, false, 1, true]);
+      expect((await c.send('/wrapped')).body).toBe('views:101');
       const shape = await c.send('/shape');
       expect(JSON.parse(shape.body)).toEqual([null, 'string', false, { replaced: true }]);
       // Replacing req.session does not undo what the route wrote to the session before.

@@ -22,12 +22,28 @@ const registrations = new WeakMap<object, Registration>();
 const exposing = new WeakSet<object>();
 
 /**
+ * The registration of `obj` or of the nearest object it inherits from, below `anchor`: a wrapper
+ * made with `Object.create(req)` sees the session of `req`, as it did when `req.session` was an
+ * own property of `req`.
+ */
+function registrationOf(obj: object, anchor: object): Registration | undefined {
+  let o: object | null = obj;
+  for (let depth = 0; o !== null && o !== anchor && depth < 8; depth++) {
+    const r = registrations.get(o);
+    if (r !== undefined) return r;
+    o = Object.getPrototypeOf(o);
+  }
+  return undefined;
+}
+
+/**
  * Put a `session` accessor on `anchor` (Express's shared request prototype), once: a registered
  * request reads its session through it, so no property is added to each request (Node gives every
- * request its own hidden class, and adding a property copies it: ~2 KB of garbage per request). An
- * accessor already there (another copy of sesh, loaded as ESM and CJS) still serves the requests
- * it knows. Assigning `req.session` on a request without an `assign` hook replaces it with a plain
- * own property, as before. False when `anchor` holds a `session` that cannot be replaced.
+ * request its own hidden class, and adding a property copies it: ~1.4 KB more garbage per
+ * request). An accessor already there (another copy of sesh, loaded as ESM and CJS) still serves
+ * the requests it knows. Assigning `req.session` runs the registration's `assign` hook when it has
+ * one, and otherwise gives the object a plain own property, as before. False when `anchor` holds a
+ * `session` that cannot be replaced.
  */
 function exposeOn(anchor: object): boolean {
   if (exposing.has(anchor)) return true;
@@ -37,12 +53,12 @@ function exposeOn(anchor: object): boolean {
     configurable: true,
     enumerable: false,
     get(this: object): unknown {
-      const r = registrations.get(this);
+      const r = registrationOf(this, anchor);
       if (r !== undefined) return r.state.session;
       return prev === undefined ? undefined : prev.get ? prev.get.call(this) : prev.value;
     },
     set(this: object, value: unknown): void {
-      const r = registrations.get(this);
+      const r = registrationOf(this, anchor);
       if (r?.assign) {
         r.assign(r.state, value);
         return;
