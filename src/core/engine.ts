@@ -115,27 +115,26 @@ export function createSessions<D = SessionData>(options: SessionOptions & { stor
       : undefined;
   const syncFailure = storeFailure('session store', onEvent);
   const capabilities = storeCapabilities(store);
-  type Writes = Required<Pick<Store, 'createSync' | 'patchSync' | 'touchSync'>>;
   /** The store's synchronous writes, looked up at each call like `getSync`. */
   const writeNow: SyncWrites | null = capabilities.syncWrite
     ? {
-        create(key, record) {
+        createSync(key, record) {
           try {
-            return (store as Writes).createSync(key, record);
+            return (store as SyncWrites).createSync(key, record);
           } catch (err) {
             throw syncFailure(err, 'create');
           }
         },
-        patch(key, patch) {
+        patchSync(key, patch) {
           try {
-            return (store as Writes).patchSync(key, patch);
+            return (store as SyncWrites).patchSync(key, patch);
           } catch (err) {
             throw syncFailure(err, 'patch');
           }
         },
-        touch(key, lastSeen, expiresAt) {
+        touchSync(key, lastSeen, expiresAt) {
           try {
-            return (store as Writes).touchSync(key, lastSeen, expiresAt);
+            return (store as SyncWrites).touchSync(key, lastSeen, expiresAt);
           } catch (err) {
             throw syncFailure(err, 'touch');
           }

@@ -1,6 +1,6 @@
 import type { ResolvedOptions } from '../options.js';
 import type { Store } from '../store.js';
-import type { SeshEventType, SessionPatch, StoredSession } from '../types.js';
+import type { SeshEventType, StoredSession } from '../types.js';
 
 /** What an adapter tells the engine about the request. */
 export interface RequestContext {
@@ -19,14 +19,11 @@ export interface RequestContext {
 }
 
 /**
- * @internal A store's synchronous writes (`Store.createSync`, `patchSync`, `touchSync`), called
- * through the engine: a failure is thrown as a `StoreUnavailableError`, already reported.
+ * @internal The synchronous writes a session state uses: the store's `createSync`, `patchSync`
+ * and `touchSync` (through the engine, which throws a failure as a `StoreUnavailableError`,
+ * already reported), or a stateless request's scope.
  */
-export interface SyncWrites {
-  create(key: string, session: StoredSession): boolean;
-  patch(key: string, patch: SessionPatch): boolean;
-  touch(key: string, lastSeen: number, expiresAt: number): boolean;
-}
+export type SyncWrites = Required<Pick<Store, 'createSync' | 'patchSync' | 'touchSync'>>;
 
 /** @internal The engine services a session state uses. */
 export interface EngineInternals {

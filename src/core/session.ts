@@ -459,10 +459,10 @@ export class SessionState<D = SessionData> {
   #writeNow(writes: SyncWrites, now: number, changed: boolean): void {
     const key = this.storeKey;
     if (!this.#persisted) {
-      this.#created(writes.create(key, this.#newRecord(now)), now);
+      this.#created(writes.createSync(key, this.#newRecord(now)), now);
       return;
     }
-    const ok = changed ? writes.patch(key, this.#patch(now)) : writes.touch(key, now, this.#engine.expiresAt(this.#createdAt, now));
+    const ok = changed ? writes.patchSync(key, this.#patch(now)) : writes.touchSync(key, now, this.#engine.expiresAt(this.#createdAt, now));
     this.#updated(ok, true, now);
   }
 

@@ -15,7 +15,7 @@ import {
   warnIfInsecureDevMode,
 } from './common.js';
 import type { CommitResult, Sessions } from './engine.js';
-import type { EngineInternals, RequestContext, SyncWrites } from './internals.js';
+import type { EngineInternals, RequestContext } from './internals.js';
 import { SessionState } from './session.js';
 import { storeKeyOf } from './token.js';
 
@@ -457,20 +457,6 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
     }
   }
 
-  /** A request scope's writes, as the session state's synchronous path calls them. */
-  class ScopeWrites implements SyncWrites {
-    constructor(readonly scope: RequestScope) {}
-    create(key: string, session: StoredSession): boolean {
-      return this.scope.createSync(key, session);
-    }
-    patch(key: string, patch: SessionPatch): boolean {
-      return this.scope.patchSync(key, patch);
-    }
-    touch(key: string, lastSeen: number, expires: number): boolean {
-      return this.scope.touchSync(key, lastSeen, expires);
-    }
-  }
-
   const scopes = new WeakMap<SessionState<D>, RequestScope>();
 
   function internalsFor(scope: RequestScope): EngineInternals {
@@ -479,7 +465,8 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
       store: scope,
       // The scope is in memory; revocation store calls inside it carry their own timeout.
       call: (_operation, fn) => fn(scope),
-      writeNow: new ScopeWrites(scope),
+      // The scope has the synchronous writes itself (all in memory).
+      writeNow: scope,
       emit,
       expiresAt,
       remainingLifetime: (createdAt) => Math.max(0, createdAt + absolute - clock.now()),

@@ -1,6 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import { type CommitResult, isSeshError, type RequestContext, type SessionData, type SessionState, type Sessions } from '../../index.js';
-import { isRegistered, type Registration, register, type SessionAssign } from './registry.js';
+import { hasSessionState, type Registration, register, type SessionAssign } from './registry.js';
 import { deferUntilCommitted } from './response.js';
 
 /**
@@ -77,7 +77,7 @@ export function sessionHandler(
   // returns. When the session is known at once (no cookie, or a store with synchronous reads)
   // the route runs in the same step, without a promise; failures go to `next(err)`.
   return (req, res, next) => {
-    if (isRegistered(req)) {
+    if (hasSessionState(req)) {
       next();
       return;
     }

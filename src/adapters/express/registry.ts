@@ -106,11 +106,6 @@ export function register(
   return r;
 }
 
-/** @internal True when a session middleware already ran for this request. */
-export function isRegistered(req: object): boolean {
-  return registrations.has(req);
-}
-
 const noSession = () =>
   new SeshError('NO_SESSION', 'No session on this request: add app.use(session({ secret })) before this route.', { status: 500 });
 
