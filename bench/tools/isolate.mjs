@@ -9,8 +9,9 @@
 // (an async middleware that awaits once before next()); prop (sets req.session = {}: one property
 // added to a request); engine (the engine called directly from a middleware: load, change,
 // commit, no response deferral); sesh (the sesh/express middleware, memory store); sqlite (the
-// same on the SQLite store, in a temporary directory); stateless (the sesh/stateless middleware,
-// no revocation store); floor, floor-sqlite and floor-stateless (the least a session layer with
+// same on the SQLite store, in a temporary directory); redis (the same on the Redis store, at
+// REDIS_URL, through ioredis); postgres (on the PostgreSQL store, PG_CONFIG); stateless (the sesh/stateless middleware,
+// no revocation store); floor, floor-sqlite, floor-redis, floor-postgres and floor-stateless (the least a session layer with
 // sesh's security model has to do, written inline: see `floor()` at the end). The routes are
 // those of bench/server.mjs. sesh is loaded from dist/ (SESH_DIST=/dir for another
 // build). Servers are pinned to core 0 and the load generator to core 1 when taskset exists.
@@ -23,6 +24,25 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const SECRET = 'bench-3f9c1d7e5a2b8c4d6e0f1a2b3c4d5e6f7a8b9c0d';
 const dist = pathToFileURL(`${resolve(process.env.SESH_DIST ?? fileURLToPath(new URL('../../dist', import.meta.url)))}/`).href;
+
+/** The Redis server of the redis and floor-redis variants (start one yourself: REDIS_URL). */
+function redisUrl() {
+  if (!process.env.REDIS_URL)
+    throw new Error('The redis variants need REDIS_URL (e.g. redis://127.0.0.1:6390 of a redis-server you started).');
+  return process.env.REDIS_URL;
+}
+
+/** A pg pool on the PostgreSQL server of the postgres variants (PG_CONFIG: pg's connection options as JSON). */
+async function pgPool() {
+  if (!process.env.PG_CONFIG)
+    throw new Error(
+      'The postgres variants need PG_CONFIG (pg connection options as JSON, e.g. {"host":"127.0.0.1","port":5433,"user":"postgres","database":"postgres"}).',
+    );
+  const { default: pg } = await import('pg');
+  const pool = new pg.Pool({ ...JSON.parse(process.env.PG_CONFIG), max: 10 });
+  pool.on('error', () => undefined);
+  return pool;
+}
 
 function pin(pid, core) {
   try {
@@ -78,10 +98,19 @@ if (process.argv[2] === '--serve') {
     const { join } = await import('node:path');
     const path = join(mkdtempSync(join(tmpdir(), 'sesh-isolate-')), 'sessions.db');
     app.use(session({ secret: SECRET, store: new SqliteStore({ path }) }));
+  } else if (variant === 'redis') {
+    const { session } = await import(`${dist}express.js`);
+    const { RedisStore } = await import(`${dist}stores/redis.js`);
+    const { default: Redis } = await import('ioredis');
+    app.use(session({ secret: SECRET, store: new RedisStore({ client: new Redis(redisUrl()) }) }));
+  } else if (variant === 'postgres') {
+    const { session } = await import(`${dist}express.js`);
+    const { PostgresStore } = await import(`${dist}stores/postgres.js`);
+    app.use(session({ secret: SECRET, store: new PostgresStore({ pool: await pgPool() }) }));
   } else if (variant === 'stateless') {
     const { session } = await import(`${dist}stateless.js`);
     app.use(session({ secret: SECRET }));
-  } else if (variant === 'floor' || variant === 'floor-sqlite' || variant === 'floor-stateless') {
+  } else if (variant.startsWith('floor')) {
     await floor(app, variant);
   } else if (variant !== 'bare') {
     throw new Error(`unknown variant ${variant}`);
@@ -186,7 +215,9 @@ if (process.argv[2] === '--serve') {
  * The least a session layer with sesh's security model has to do, written inline with no
  * abstraction, as a floor to compare sesh with (`floor`: memory, `floor-sqlite`: one SQLite table
  * through better-sqlite3's prepared statements, as sesh's SQLite store keeps it, WAL and
- * synchronous=NORMAL; `floor-stateless`: the data sealed with AES-256-GCM in the cookie).
+ * synchronous=NORMAL; `floor-redis`: one GET or SET with PX through ioredis, at REDIS_URL;
+ * `floor-postgres`: one prepared SELECT or upsert on a pg pool of 10, PG_CONFIG;
+ * `floor-stateless`: the data sealed with AES-256-GCM in the cookie).
  *
  * Server-side: find the cookie, check its HMAC-SHA256 in constant time, hash the ID into the store
  * key, look the record up, check its expiry, parse its data; before the response, compare the data
@@ -245,8 +276,33 @@ async function floor(app, variant) {
       'INSERT INTO s (key, data, expires_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at',
     );
     db = { get: (key) => get.get(key), set: (key, rec) => put.run(key, rec.text, rec.expiresAt) };
-  } else {
+  } else if (variant === 'floor-redis') {
+    const { default: Redis } = await import('ioredis');
+    const client = new Redis(redisUrl());
+    // Redis enforces the expiry (PX): a record it returns is live.
+    db = {
+      get: (key) => client.get(key).then((text) => (text === null ? undefined : { text, expiresAt: Number.POSITIVE_INFINITY })),
+      set: (key, rec) => client.set(key, rec.text, 'PX', LIFETIME),
+    };
+  } else if (variant === 'floor-postgres') {
+    const pool = await pgPool();
+    await pool.query('CREATE TABLE IF NOT EXISTS floor_s (key TEXT PRIMARY KEY, data TEXT NOT NULL, expires_at BIGINT NOT NULL)');
+    db = {
+      get: (key) =>
+        pool
+          .query({ name: 'floor-get', text: 'SELECT data AS text, expires_at FROM floor_s WHERE key = $1', values: [key] })
+          .then(({ rows }) => (rows.length === 0 ? undefined : { text: rows[0].text, expiresAt: Number(rows[0].expires_at) })),
+      set: (key, rec) =>
+        pool.query({
+          name: 'floor-set',
+          text: 'INSERT INTO floor_s (key, data, expires_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at',
+          values: [key, rec.text, rec.expiresAt],
+        }),
+    };
+  } else if (variant === 'floor') {
     db = new Map(); // store key -> { text, expiresAt }
+  } else {
+    throw new Error(`unknown variant ${variant}`);
   }
 
   const seal = (text) => {
@@ -292,7 +348,12 @@ async function floor(app, variant) {
             key = hash('sha256', id, 'base64url');
             this.setHeader('Set-Cookie', `sid=${id}.${mac(id)}; Path=/; HttpOnly; SameSite=Lax`);
           }
-          db.set(key, { text, expiresAt: Date.now() + LIFETIME });
+          const written = db.set(key, { text, expiresAt: Date.now() + LIFETIME });
+          if (written instanceof Promise) {
+            // The record is written before the response leaves, as sesh does.
+            written.then(() => end.apply(this, args));
+            return this;
+          }
         }
       }
     }
@@ -314,7 +375,14 @@ async function floor(app, variant) {
         if (given.write(token.slice(44), 0, 'base64url') === 32 && timingSafeEqual(expected, given)) {
           const key = hash('sha256', id, 'base64url');
           const rec = db.get(key);
-          if (rec !== undefined && rec.expiresAt > Date.now()) st = { key, text: rec.text, data: JSON.parse(rec.text) };
+          const found = (r) => {
+            if (r !== undefined && r.expiresAt > Date.now()) states.set(res, { key, text: r.text, data: JSON.parse(r.text) });
+            else states.set(res, st);
+            next();
+          };
+          if (rec instanceof Promise) rec.then(found, next);
+          else found(rec);
+          return;
         }
       }
     }
