@@ -195,7 +195,7 @@ export function createSessions<D = SessionData>(options: SessionOptions & { stor
       return new SessionState<D>(internals, ctx, null, true);
     }
     if (keyIndex > 0) internals.emit('key_rotated', id);
-    return new SessionState<D>(internals, ctx, { id, record, reissue: keyIndex > 0 }, false);
+    return new SessionState<D>(internals, ctx, { id, key, record, reissue: keyIndex > 0 }, false);
   }
 
   function loadNow(ctx: RequestContext): SessionState<D> | Promise<SessionState<D>> {

@@ -49,6 +49,17 @@ export interface RegenerateOptions {
   renewLifetime?: boolean;
 }
 
+/** @internal A session read from the store, as the engine hands it to {@link SessionState}. */
+export interface LoadedSession {
+  /** The session ID (from the verified cookie). */
+  id: string;
+  /** Its store key (`storeKeyOf(id)`), already computed to read the record. */
+  key: string;
+  record: StoredSession;
+  /** Send the cookie again (signed under an older key, or untidy copies to clean up). */
+  reissue: boolean;
+}
+
 /**
  * The engine's handle on one request's session. Adapters expose `state.session` as `req.session`;
  * the auth helpers and the compatibility layer use the rest.
@@ -81,18 +92,15 @@ export class SessionState<D = SessionData> {
   #gone = false;
   #lock: Promise<unknown> = IDLE;
 
-  /** @internal Built by the engine: `record` is the loaded session, or null for a new one. */
-  constructor(
-    engine: EngineInternals,
-    ctx: RequestContext,
-    loaded: { id: string; record: StoredSession; reissue: boolean } | null,
-    clearCookie: boolean,
-  ) {
+  /** @internal Built by the engine: `loaded` is the loaded session, or null for a new one. */
+  constructor(engine: EngineInternals, ctx: RequestContext, loaded: LoadedSession | null, clearCookie: boolean) {
     this.#engine = engine;
     this.#ctx = ctx;
     this.#clearCookie = clearCookie;
     if (loaded) {
       this.#id = loaded.id;
+      // The engine hashed the ID to read the record: the writes reuse that key.
+      this.#key = loaded.key;
       this.#persisted = true;
       this.#data = adoptData(loaded.record.data);
       this.#meta = { ...loaded.record.meta };

@@ -4,7 +4,7 @@ import { hmac, keyRing, sha256 } from '../crypto/index.js';
 import { OptionsError, SeshError, SessionTooLargeError, StoreUnavailableError } from '../errors.js';
 import { type ResolvedOptions, resolveOptions, type SessionOptions } from '../options.js';
 import { applyPatch, parseStoredJson, type Store } from '../store.js';
-import type { DataRecord, SessionData, SessionMeta, SessionPatch, StoredSession } from '../types.js';
+import type { DataRecord, SeshEventType, SessionData, SessionMeta, SessionPatch, StoredSession } from '../types.js';
 import {
   dropsInsecureCookie,
   eventEmitter,
@@ -15,8 +15,8 @@ import {
   warnIfInsecureDevMode,
 } from './common.js';
 import type { CommitResult, Sessions } from './engine.js';
-import type { EngineInternals, RequestContext } from './internals.js';
-import { SessionState } from './session.js';
+import type { EngineInternals, RequestContext, SyncWrites } from './internals.js';
+import { type LoadedSession, SessionState } from './session.js';
 import { storeKeyOf } from './token.js';
 
 /*
@@ -162,6 +162,17 @@ interface LoadedCookie {
   deadline: number;
 }
 
+/** Stand-ins of the longest session ID and `authVersion` a payload carries, for its size check. */
+const SAMPLE_SID = 'x'.repeat(43);
+const SAMPLE_VERSION = '0'.repeat(16);
+
+/** Number of bits set in a small non-negative integer. */
+function bitCount(n: number): number {
+  let c = 0;
+  for (let b = n; b !== 0; b &= b - 1) c++;
+  return c;
+}
+
 /**
  * Create the stateless engine: sessions live entirely in an AES-256-GCM sealed cookie. Same
  * options as `createSessions` (secret or key ring, timeouts, cookie attributes, clock, events),
@@ -214,7 +225,17 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
   const sidHash = (id: string) => hmac(logKey, id).slice(0, 22);
   const mainCookie: CompiledCookie = compileCookie(opts.cookie);
   const chunkCookies: CompiledCookie[] = [];
-  for (let i = 0; i < MAX_CHUNKS; i++) chunkCookies.push(compileCookie({ ...opts.cookie, name: `${name}.${i}` }));
+  const chunkPrefix = `${name}.`;
+  const chunkCookieNames: string[] = [];
+  for (let i = 0; i < MAX_CHUNKS; i++) {
+    chunkCookieNames.push(`${chunkPrefix}${i}`);
+    chunkCookies.push(compileCookie({ ...opts.cookie, name: chunkCookieNames[i] as string }));
+  }
+  /**
+   * Longest attributes a main Set-Cookie line can carry (Max-Age of a whole lifetime, Expires; with
+   * slack for a longer Max-Age), so a value shorter than the rest of the line always fits.
+   */
+  const worstOverhead = mainCookie.serialize('', Math.ceil(absolute / 1000), clock.now()).length + 8;
   /** Longest cookie value worth opening: anything longer cannot come from us. */
   const maxValue = MAX_COOKIE_BYTES * MAX_CHUNKS;
 
@@ -381,7 +402,9 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
 
   /** Throw SessionTooLargeError early (at `save()` or commit) when a record cannot fit. */
   function checkSize(r: StoredSession): void {
-    const json = payloadJson('x'.repeat(43), clock.now(), r, options.authVersion && r.userId ? '0'.repeat(16) : undefined);
+    const json = payloadJson(SAMPLE_SID, clock.now(), r, options.authVersion && r.userId ? SAMPLE_VERSION : undefined);
+    // Most sessions are far below the limit: an upper bound of the UTF-8 size settles it.
+    if (sealedLength(json.length * 3) + worstOverhead <= MAX_COOKIE_BYTES) return;
     const bytes = Buffer.byteLength(json);
     const length = sealedLength(bytes);
     const maxAge = maxAgeOf(r);
@@ -396,8 +419,11 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
     }
   }
 
-  /** The one-record "store" of a request. */
-  class RequestScope implements Store {
+  /**
+   * The one-record "store" of a request, and the engine services its session state uses
+   * (`EngineInternals`): one object per request instead of a services object with its closures.
+   */
+  class RequestScope implements Store, EngineInternals {
     key: string | null = null;
     record: StoredSession | null = null;
     written = false;
@@ -406,8 +432,11 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
     readonly issuedAt = clock.now();
     /** Chunks the request's chunk set announced (0: none). */
     chunkCount = 0;
-    /** Cookie names the request carried (the main one and chunks), cleared when no longer used. */
-    readonly seen = new Set<string>();
+    /**
+     * Cookies the request carried, cleared when no longer used: bit 0 the main one, bit i + 1
+     * chunk i (a number, not a Set: nothing to allocate per request).
+     */
+    seen = 0;
 
     async get(key: string): Promise<StoredSession | null> {
       return key === this.key && this.record ? structuredClone(this.record) : null;
@@ -425,7 +454,9 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
       if (this.record && key === this.key) return false;
       checkSize(session);
       this.key = key;
-      this.record = structuredClone(session);
+      // Fresh top-level objects from the session state; what they share with the app's data is
+      // written again (per key) before the cookie is sealed, so no deep copy is needed.
+      this.record = session;
       this.written = true;
       return true;
     }
@@ -444,6 +475,38 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
       if (idle !== false) this.written = true;
       return true;
     }
+    get options(): ResolvedOptions {
+      return opts;
+    }
+    get store(): Store {
+      return this;
+    }
+    /** The scope has the synchronous writes itself (all in memory). */
+    get writeNow(): SyncWrites {
+      return this;
+    }
+    /** The scope is in memory; revocation store calls inside it carry their own timeout. */
+    call<T>(_operation: string, fn: (store: Store) => Promise<T>): Promise<T> {
+      return fn(this);
+    }
+    emit(type: SeshEventType, sid?: string | null, detail?: string, ip?: string): void {
+      emit(type, sid, detail, ip);
+    }
+    expiresAt(createdAt: number, lastSeen: number): number {
+      return expiresAt(createdAt, lastSeen);
+    }
+    remainingLifetime(createdAt: number): number {
+      return Math.max(0, createdAt + absolute - clock.now());
+    }
+    isLive(r: StoredSession): boolean {
+      return isLive(r);
+    }
+    setCookie(): string {
+      return SET_MARK;
+    }
+    clearCookie(): string {
+      return CLEAR_MARK;
+    }
     async destroy(key: string): Promise<boolean> {
       if (!this.record || key !== this.key) return false;
       const loaded = this.loaded;
@@ -459,30 +522,8 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
 
   const scopes = new WeakMap<SessionState<D>, RequestScope>();
 
-  function internalsFor(scope: RequestScope): EngineInternals {
-    return {
-      options: opts,
-      store: scope,
-      // The scope is in memory; revocation store calls inside it carry their own timeout.
-      call: (_operation, fn) => fn(scope),
-      // The scope has the synchronous writes itself (all in memory).
-      writeNow: scope,
-      emit,
-      expiresAt,
-      remainingLifetime: (createdAt) => Math.max(0, createdAt + absolute - clock.now()),
-      isLive,
-      setCookie: () => SET_MARK,
-      clearCookie: () => CLEAR_MARK,
-    };
-  }
-
-  function newState(
-    scope: RequestScope,
-    ctx: RequestContext,
-    loaded: { id: string; record: StoredSession; reissue: boolean } | null,
-    clear: boolean,
-  ): SessionState<D> {
-    const state = new SessionState<D>(internalsFor(scope), ctx, loaded, clear);
+  function newState(scope: RequestScope, ctx: RequestContext, loaded: LoadedSession | null, clear: boolean): SessionState<D> {
+    const state = new SessionState<D>(scope, ctx, loaded, clear);
     scopes.set(state, scope);
     return state;
   }
@@ -491,11 +532,13 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
   function candidates(header: string | undefined, scope: RequestScope): string[] {
     // A single cookie longer than a Set-Cookie line can hold cannot be ours: refused before any crypto (A06).
     const out = readCookie(header, name, MAX_COOKIE_BYTES);
-    if (out.length > 0) scope.seen.add(name);
+    if (out.length > 0) scope.seen |= 1;
+    // Most requests carry no chunk at all: one search instead of a read per chunk name.
+    if (header === undefined || !header.includes(chunkPrefix)) return out;
     const chunks: string[][] = [];
     for (let i = 0; i < MAX_CHUNKS; i++) {
-      const values = readCookie(header, `${name}.${i}`, MAX_COOKIE_BYTES);
-      if (values.length > 0) scope.seen.add(`${name}.${i}`);
+      const values = readCookie(header, chunkCookieNames[i] as string, MAX_COOKIE_BYTES);
+      if (values.length > 0) scope.seen |= 2 << i;
       chunks.push(values);
     }
     const first = chunks[0] as string[];
@@ -609,20 +652,21 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
       expiresAt: p.expiresAt,
       userId: p.userId,
     };
-    scope.key = storeKeyOf(p.sid);
+    const key = storeKeyOf(p.sid);
+    scope.key = key;
     scope.record = record;
     const now = clock.now();
     scope.loaded = {
       sid: p.sid,
-      key: scope.key,
+      key,
       // Every copy of this cookie carries a lastSeen <= now, so none outlives this instant.
       deadline: Math.min(p.createdAt + absolute, idle === false ? Number.POSITIVE_INFINITY : now + idle) + MAX_SKEW,
     };
     if (found.keyIndex > 0) emit('key_rotated', p.sid);
     // Re-seal under the current key, and re-issue (cleaning up) when the request carried several
     // copies or leftover chunks.
-    const untidy = values.length > 1 || (!scope.seen.has(name) && scope.seen.size !== scope.chunkCount);
-    return newState(scope, ctx, { id: p.sid, record, reissue: found.keyIndex > 0 || untidy }, false);
+    const untidy = values.length > 1 || ((scope.seen & 1) === 0 && bitCount(scope.seen) !== scope.chunkCount);
+    return newState(scope, ctx, { id: p.sid, key, record, reissue: found.keyIndex > 0 || untidy }, false);
   }
 
   async function currentAuthVersion(userId: string): Promise<number | string> {
@@ -649,24 +693,23 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
       );
     }
     const now = clock.now();
-    const out: string[] = [];
-    const used = new Set<string>();
+    let out: string[];
+    let used: number;
     if (pieces.length === 1) {
-      out.push(mainCookie.serialize(token, maxAge, now));
-      used.add(name);
+      out = [mainCookie.serialize(token, maxAge, now)];
+      used = 1;
     } else {
-      pieces.forEach((piece, i) => {
-        out.push((chunkCookies[i] as CompiledCookie).serialize(piece, maxAge, now));
-        used.add(`${name}.${i}`);
-      });
+      out = pieces.map((piece, i) => (chunkCookies[i] as CompiledCookie).serialize(piece, maxAge, now));
+      used = ((1 << pieces.length) - 1) << 1;
     }
-    for (const seen of scope.seen) if (!used.has(seen)) out.push(clearOf(seen));
+    clearCookies(scope.seen & ~used, out);
     return out;
   }
 
-  function clearOf(cookieName: string): string {
-    if (cookieName === name) return mainCookie.clear();
-    return (chunkCookies[Number(cookieName.slice(name.length + 1))] as CompiledCookie).clear();
+  /** Append the deletions of the cookies in `bits` (as in `RequestScope.seen`) to `out`. */
+  function clearCookies(bits: number, out: string[]): void {
+    if (bits & 1) out.push(mainCookie.clear());
+    for (let i = 0; i < MAX_CHUNKS; i++) if (bits & (2 << i)) out.push((chunkCookies[i] as CompiledCookie).clear());
   }
 
   /**
@@ -678,7 +721,7 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
     const record = scope.record;
     if (record && !state.gone && (scope.written || marks.includes(SET_MARK))) {
       const sid = state.id;
-      if (storeKeyOf(sid) !== scope.key) throw new SeshError('NO_SESSION', 'Stateless session state out of sync with its cookie.');
+      if (state.storeKey !== scope.key) throw new SeshError('NO_SESSION', 'Stateless session state out of sync with its cookie.');
       const sealed = (version: number | string | undefined) => {
         const out = sealCookies(scope, sid, record, version);
         scope.written = false;
@@ -686,9 +729,10 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
       };
       return options.authVersion && record.userId !== null ? currentAuthVersion(record.userId).then(sealed) : sealed(undefined);
     }
-    if (!record && marks.includes(CLEAR_MARK) && scope.seen.size > 0) {
-      const out = [...scope.seen].map(clearOf);
-      scope.seen.clear();
+    if (!record && marks.includes(CLEAR_MARK) && scope.seen !== 0) {
+      const out: string[] = [];
+      clearCookies(scope.seen, out);
+      scope.seen = 0;
       return out;
     }
     return [];
