@@ -299,7 +299,7 @@ async function floor(app, variant) {
           values: [key, rec.text, rec.expiresAt],
         }),
     };
-  } else if (variant === 'floor') {
+  } else if (variant === 'floor' || variant === 'floor-stateless') {
     db = new Map(); // store key -> { text, expiresAt }
   } else {
     throw new Error(`unknown variant ${variant}`);
