@@ -41,19 +41,29 @@ const innerScratch = Buffer.allocUnsafeSlow(BLOCK + MAX_ONE_SHOT);
 const innerViews: Buffer[] = [];
 /** Scratch space for the outer hash: the key's opad block, then the inner digest. */
 const outerScratch = Buffer.allocUnsafeSlow(BLOCK + 32);
-/** The ipad and opad blocks of each key (RFC 2104), computed once per key. */
-const padCache = new WeakMap<Buffer, Buffer>();
+/**
+ * The K ⊕ ipad and K ⊕ opad blocks of a key (RFC 2104), each a whole buffer: copying a whole
+ * buffer with `set` allocates nothing, where `buf.copy` of a sub-range builds a view each call.
+ */
+interface Pads {
+  readonly ipad: Buffer;
+  readonly opad: Buffer;
+}
+/** The pads of each key, computed once per key. */
+const padCache = new WeakMap<Buffer, Pads>();
 
-function padsOf(key: Buffer): Buffer {
+function padsOf(key: Buffer): Pads {
   let pads = padCache.get(key);
   if (pads === undefined) {
     const k = key.length > BLOCK ? createHash('sha256').update(key).digest() : key;
-    pads = Buffer.alloc(2 * BLOCK);
+    const ipad = Buffer.alloc(BLOCK);
+    const opad = Buffer.alloc(BLOCK);
     for (let i = 0; i < BLOCK; i++) {
       const b = i < k.length ? (k[i] as number) : 0;
-      pads[i] = b ^ 0x36;
-      pads[BLOCK + i] = b ^ 0x5c;
+      ipad[i] = b ^ 0x36;
+      opad[i] = b ^ 0x5c;
     }
+    pads = { ipad, opad };
     padCache.set(key, pads);
   }
   return pads;
@@ -85,7 +95,7 @@ function oneShotFits(message: string): boolean {
 function outerBlock(key: Buffer, message: string): Buffer {
   const hash = oneShotHash as NonNullable<typeof oneShotHash>;
   const pads = padsOf(key);
-  pads.copy(innerScratch, 0, 0, BLOCK);
+  innerScratch.set(pads.ipad, 0);
   const n = innerScratch.write(message, BLOCK, 'utf8');
   let view = innerViews[n];
   if (view === undefined) {
@@ -94,7 +104,7 @@ function outerBlock(key: Buffer, message: string): Buffer {
   }
   const inner = hash('sha256', view, 'latin1');
   innerScratch.fill(0, BLOCK, BLOCK + n);
-  pads.copy(outerScratch, 0, BLOCK, 2 * BLOCK);
+  outerScratch.set(pads.opad, 0);
   outerScratch.write(inner, BLOCK, 'latin1');
   return outerScratch;
 }
