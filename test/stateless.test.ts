@@ -2,7 +2,7 @@ import type { Express, NextFunction, Request, Response } from 'express';
 import { afterEach, describe, expect, it } from 'vitest';
 import { getSessionState } from '../src/adapters/express/index.js';
 import type { SeshEvent, SessionPatch, Store, StoredSession } from '../src/index.js';
-import { createStatelessSessions, isSeshError, SessionTooLargeError } from '../src/index.js';
+import { createSessions, createStatelessSessions, isSeshError, SessionTooLargeError } from '../src/index.js';
 import { type StatelessExpressOptions, session } from '../src/stateless/index.js';
 import { MemoryStore } from '../src/stores/memory/index.js';
 import { FakeClock } from '../src/testing/index.js';
@@ -643,5 +643,22 @@ describe('stateless engine: the synchronous path (loadNow / commitNow)', () => {
     await saving;
     const reopened = await plain.load({ cookie: cookieOf((await committing).setCookie), secure: true });
     expect(reopened.session.views).toBe(5);
+  });
+
+  it('refuses to commit a session state another engine loaded', async () => {
+    const one = createStatelessSessions({ secret: SECRET, appId: 'sync' });
+    const other = createStatelessSessions({ secret: SECRET, appId: 'sync' });
+    const serverSide = createSessions({ secret: SECRET, store: new MemoryStore() });
+    const foreign = [await other.load({ secure: true }), await serverSide.load({ secure: true })];
+    for (const state of foreign) {
+      state.session.views = 1;
+      for (const commit of [() => one.commit(state), async () => one.commitNow(state)]) {
+        const err = await commit().then(
+          () => null,
+          (e: unknown) => e,
+        );
+        expect(isSeshError(err, 'NO_SESSION')).toBe(true);
+      }
+    }
   });
 });

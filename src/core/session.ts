@@ -165,6 +165,14 @@ export class SessionState<D = SessionData> {
     return this.#ctx;
   }
 
+  /**
+   * @internal The engine services this state was built with (the stateless engine's request
+   * scope, which its commit finds here).
+   */
+  get engine(): EngineInternals {
+    return this.#engine;
+  }
+
   /** The user this session is bound to, or null. */
   get userId(): string | null {
     return this.#userId;

@@ -520,12 +520,9 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
     }
   }
 
-  const scopes = new WeakMap<SessionState<D>, RequestScope>();
-
+  /** A session state on its request scope (which `scopeOf` finds again as the state's engine). */
   function newState(scope: RequestScope, ctx: RequestContext, loaded: LoadedSession | null, clear: boolean): SessionState<D> {
-    const state = new SessionState<D>(scope, ctx, loaded, clear);
-    scopes.set(state, scope);
-    return state;
+    return new SessionState<D>(scope, ctx, loaded, clear);
   }
 
   /** Every candidate sealed value in the header: the plain cookie and a reassembled chunk set. */
@@ -739,8 +736,9 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
   }
 
   function scopeOf(state: SessionState<D>): RequestScope {
-    const scope = scopes.get(state);
-    if (!scope) throw new SeshError('NO_SESSION', 'This session state was not loaded by this stateless engine.');
+    // RequestScope is this engine's own class: a state from another engine is refused.
+    const scope = state.engine;
+    if (!(scope instanceof RequestScope)) throw new SeshError('NO_SESSION', 'This session state was not loaded by this stateless engine.');
     return scope;
   }
 
