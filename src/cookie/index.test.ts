@@ -87,6 +87,36 @@ describe('compileCookie', () => {
     );
   });
 
+  it('gives every persistent cookie the Max-Age and Expires of its own time, in any order of calls', () => {
+    const c = compileCookie(base);
+    const expected = (maxAge: number, now: number) => {
+      const secs = Math.max(0, Math.floor(maxAge));
+      return `${NAME}=x; Max-Age=${secs}; Expires=${new Date(now + secs * 1000).toUTCString()}; Path=/; Secure; HttpOnly; SameSite=Lax`;
+    };
+    const now = fc.integer({ min: 0, max: 4_102_444_800_000 });
+    const maxAge = fc.oneof(fc.constantFrom(0, 59.5, 60, 61, 86_400), fc.double({ min: -10, max: 1e9, noNaN: true }));
+    // Each call is followed by calls a little later and with another max age, where the part kept
+    // from the call before must be reused only when it is still right.
+    fc.assert(
+      fc.property(fc.array(fc.tuple(now, maxAge, maxAge, fc.nat(2500)), { minLength: 1 }), (calls) => {
+        for (const [at, age, other, later] of calls) {
+          for (const [a, t] of [
+            [age, at],
+            [age, at + later],
+            [other, at + later],
+            [age, at + later],
+          ] as const) {
+            expect(c.serialize('x', a, t)).toBe(expected(a, t));
+          }
+        }
+      }),
+    );
+    // The same Expires second reached by another max age from another time.
+    const t = Date.UTC(2030, 0, 1);
+    expect(c.serialize('x', 60, t)).toBe(expected(60, t));
+    expect(c.serialize('x', 61, t - 1000)).toBe(expected(61, t - 1000));
+  });
+
   it('rejects attribute injection in every option (A38)', () => {
     const bad = [
       { ...base, name: 'sid; Domain=evil' },

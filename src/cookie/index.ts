@@ -112,6 +112,11 @@ export function compileCookie(attributes: CookieAttributes): CompiledCookie {
   if (attributes.priority) suffix += `; Priority=${attributes.priority[0]?.toUpperCase()}${attributes.priority.slice(1)}`;
   const prefix = `${attributes.name}=`;
   const cleared = `${prefix}; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT${suffix}`;
+  // `Expires` has a resolution of one second, and formatting a date costs about a microsecond: the
+  // last `; Max-Age=…; Expires=…` part is kept for as long as the second and the max age stay put.
+  let lastSecs = Number.NaN;
+  let lastSecond = Number.NaN;
+  let lastLifetime = '';
   return {
     attributes: Object.freeze({ ...attributes }),
     serialize(value, maxAge, now = Date.now()) {
@@ -119,7 +124,13 @@ export function compileCookie(attributes: CookieAttributes): CompiledCookie {
       if (!COOKIE_VALUE.test(value)) throw new TypeError('cookie value contains characters not allowed in a cookie.');
       if (maxAge === undefined) return prefix + value + suffix;
       const secs = Math.max(0, Math.floor(maxAge));
-      return `${prefix}${value}; Max-Age=${secs}; Expires=${new Date(now + secs * 1000).toUTCString()}${suffix}`;
+      const second = Math.floor((now + secs * 1000) / 1000);
+      if (second !== lastSecond || secs !== lastSecs) {
+        lastLifetime = `; Max-Age=${secs}; Expires=${new Date(second * 1000).toUTCString()}`;
+        lastSecond = second;
+        lastSecs = secs;
+      }
+      return prefix + value + lastLifetime + suffix;
     },
     clear: () => cleared,
   };

@@ -35,6 +35,33 @@ function strictReplacer(this: unknown, key: string, value: unknown): unknown {
   return value;
 }
 
+/** Nesting depth past which `isPlainJson` gives up (the replacer path then decides, cycles included). */
+const PLAIN_DEPTH = 32;
+
+/**
+ * True when `value` is made only of strings, finite or non-finite numbers, booleans, null,
+ * undefined, and arrays and plain objects of those, none with a `toJSON`, nested at most
+ * `PLAIN_DEPTH` deep. For such a value the strict replacer can never throw, so plain
+ * `JSON.stringify` gives the same text.
+ */
+function isPlainJson(value: unknown, depth: number): boolean {
+  if (value === null) return true;
+  const t = typeof value;
+  if (t === 'string' || t === 'number' || t === 'boolean' || t === 'undefined') return true;
+  if (t !== 'object' || depth >= PLAIN_DEPTH) return false;
+  const o = value as Record<string, unknown>;
+  if (o.toJSON !== undefined) return false;
+  const proto = Object.getPrototypeOf(o);
+  if (proto === Array.prototype) {
+    const a = o as unknown as unknown[];
+    for (let i = 0; i < a.length; i++) if (!isPlainJson(a[i], depth + 1)) return false;
+    return true;
+  }
+  if (proto !== Object.prototype && proto !== null) return false;
+  for (const k of Object.keys(o)) if (!isPlainJson(o[k], depth + 1)) return false;
+  return true;
+}
+
 /**
  * Serialize session data as JSON, enforcing that every value is JSON data and that the result fits
  * `maxSize` bytes. Dates become ISO strings (their JSON form); `undefined` members are dropped.
@@ -42,7 +69,10 @@ function strictReplacer(this: unknown, key: string, value: unknown): unknown {
 export function serializeData(data: DataRecord, maxSize: number): string {
   let json: string;
   try {
-    json = JSON.stringify(data, strictReplacer);
+    // A replacer takes V8 off its fast path (a call into JS per value: ~5 µs for a one-key session);
+    // data made only of JSON's own types is checked by a walk instead, and anything else goes through
+    // the replacer, which names the offending key.
+    json = isPlainJson(data, 0) ? JSON.stringify(data) : JSON.stringify(data, strictReplacer);
   } catch (err) {
     if (err instanceof SeshError) throw err;
     // Circular structures (TypeError) and too-deep nesting (RangeError) end up here.
