@@ -141,6 +141,47 @@ describe('RedisStore on standalone Redis', () => {
     }
   });
 
+  it('patches keep the user fields and the index in step: extend, rebind, clear', async () => {
+    const redis = io as IORedis;
+    for (const { name, client } of clients()) {
+      const store = new RedisStore({ client, prefix: prefix() });
+      const k = key();
+      expect(await store.create(k, record({ userId: 'alice', expiresAt: Date.now() + HOUR }))).toBe(true);
+      const fields = async () => redis.hgetall(store.sessionKey(k));
+      // A data patch that moves expiry past the index's extends the index set, and keeps the user.
+      const later = Date.now() + 3 * 24 * HOUR;
+      expect(await store.patch(k, { set: { b: 2 }, lastSeen: 5, expiresAt: later })).toBe(true);
+      let hash = await fields();
+      expect([hash._u, hash._e, hash._l, hash['d:b']], name).toEqual(['alice', String(later), '5', '2']);
+      expect(Number(hash._ix)).toBeGreaterThan(later);
+      expect(Number(await redis.call('PEXPIRETIME', store.userKey('alice')))).toBe(Number(hash._ix));
+      expect(Number(await redis.call('PEXPIRETIME', store.sessionKey(k)))).toBe(later);
+      // One that does not reach it leaves the index alone.
+      const ix = hash._ix;
+      expect(await store.patch(k, { set: { c: 3 }, expiresAt: Date.now() + HOUR })).toBe(true);
+      hash = await fields();
+      expect([hash._ix, hash._l, hash['d:c']]).toEqual([ix, '5', '3']);
+      // Rebinding moves the session to the new user's index and out of the old one.
+      expect(await store.patch(k, { userId: 'bob', expiresAt: Date.now() + HOUR })).toBe(true);
+      hash = await fields();
+      expect(hash._u).toBe('bob');
+      expect(Number(hash._ix)).toBeGreaterThan(Date.now() + HOUR);
+      expect(await redis.smembers(store.userKey('bob'))).toEqual([k]);
+      await until(async () => expect(await redis.smembers(store.userKey('alice'))).toEqual([]), 2_000);
+      expect((await store.listByUser('bob')).map((e) => e.key)).toEqual([k]);
+      // Clearing the user drops both user fields; the data stays.
+      expect(await store.patch(k, { userId: null, unset: ['b'], expiresAt: Date.now() + HOUR })).toBe(true);
+      hash = await fields();
+      expect(Object.keys(hash).sort(), name).toEqual(['_c', '_e', '_l', 'd:a', 'd:c', 'd:nested', 'm:remember']);
+      expect((await store.get(k))?.userId).toBeNull();
+      await until(async () => expect(await redis.smembers(store.userKey('bob'))).toEqual([]), 2_000);
+      // A patch of a dead record writes nothing.
+      expect(await store.destroy(k)).toBe(true);
+      expect(await store.patch(k, { set: { d: 4 }, expiresAt: Date.now() + HOUR })).toBe(false);
+      expect(await redis.exists(store.sessionKey(k))).toBe(0);
+    }
+  });
+
   it('reads a session in one round trip (one HGETALL), and patches, touches, destroys in one script call each', async () => {
     const port = (server as RedisServer).port;
     // MONITOR lists every command a client sends; commands run inside a script are marked "lua"

@@ -154,32 +154,24 @@ export class RedisStore implements Store {
     return this.#guard('patch', async () => {
       const at = expiryMs(patch.expiresAt);
       const ix = String(at + INDEX_SLACK);
-      let userOp = '';
-      let userId = '';
-      if (patch.userId === null) userOp = '-';
-      else if (typeof patch.userId === 'string') {
-        userOp = '=';
-        userId = patch.userId;
-        await this.#index(userId, key, ix);
-      }
       const del: string[] = [];
+      // The times first: a data key can never collide with them (data fields are `d:<name>`).
+      const set: string[] = ['_e', String(patch.expiresAt)];
+      if (patch.lastSeen !== undefined) set.push('_l', String(patch.lastSeen));
+      let userOp = '';
+      if (patch.userId === null) {
+        userOp = '-';
+        del.push('_u', '_ix');
+      } else if (typeof patch.userId === 'string') {
+        userOp = '=';
+        await this.#index(patch.userId, key, ix);
+        set.push('_u', patch.userId, '_ix', ix);
+      }
       for (const k of patch.unset ?? []) del.push(`d:${k}`);
       for (const k of patch.metaUnset ?? []) del.push(`m:${k}`);
-      const set: string[] = [];
       collect(set, del, 'd:', patch.set);
       collect(set, del, 'm:', patch.metaSet);
-      const args = [
-        String(this.#clock.now()),
-        String(patch.expiresAt),
-        String(at),
-        patch.lastSeen === undefined ? '' : String(patch.lastSeen),
-        userOp,
-        userId,
-        ix,
-        String(del.length),
-        ...del,
-        ...set,
-      ];
+      const args = [String(this.#clock.now()), String(at), userOp, ix, String(del.length), ...del, ...set];
       const reply = toArray(await this.#eval(PATCH, this.sessionKey(key), args));
       if (toNumber(reply[0]) !== 1) return false;
       const previous = toStringOrNull(reply[1]);

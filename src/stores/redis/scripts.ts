@@ -36,17 +36,11 @@ local function argvRange(command, key, from, to)
   end
 end
 -- The user index set must outlive every session in it. '_ix' remembers how long the set was last
--- made to live; only when the session would outlive that is the set extended (by the caller, with
--- the returned proposal), so a logged-in session costs an extra round trip about once per slack.
-local function indexUntil(key, uid, at, proposal, fresh)
-  if not uid then return false end
-  if not fresh then
-    local ix = redis.call('HGET', key, '_ix')
-    if ix and tonumber(ix) >= tonumber(at) then return false end
-  end
-  redis.call('HSET', key, '_ix', proposal)
-  if fresh then return false end
-  return proposal
+-- made to live; only when the session would outlive it (h: the HMGET of '_e', '_u', '_ix') is the
+-- set extended (by the caller, with the returned proposal), so a logged-in session costs an extra
+-- round trip about once per slack.
+local function extendsIndex(h, at)
+  return h[2] and not (h[3] and tonumber(h[3]) >= tonumber(at))
 end`;
 
 /**
@@ -65,34 +59,29 @@ return 1`,
 );
 
 /**
- * patch: per-field update of a live record (update-if-exists).
- * ARGV: 1 now, 2 expiresAt, 3 pexpireat, 4 lastSeen ('' = keep), 5 user op ('' keep, '-' clear,
- * '=' set), 6 userId, 7 index expiry proposal, 8 n = number of fields to delete, then the n field
- * names, then field/value pairs to set.
+ * patch: per-field update of a live record (update-if-exists). The caller puts everything to write
+ * in the two lists, the times and the user fields included, so the script runs three Redis commands
+ * (every command a script calls costs about as much as the script's own start).
+ * ARGV: 1 now, 2 pexpireat, 3 user op ('' keeps the user, anything else means the lists rebind or
+ * clear it), 4 index expiry proposal, 5 n = number of fields to delete, then the n field names,
+ * then field/value pairs to set.
  * Returns {0} when there is no live record, else {1, previousUserId-or-false, extendIndexTo-or-false}.
  */
 export const PATCH = script(
   'patch',
   `
-local now = tonumber(ARGV[1])
-if not live(KEYS[1], now) then return {0} end
-local previous = redis.call('HGET', KEYS[1], '_u')
-local n = tonumber(ARGV[8])
-argvRange('HDEL', KEYS[1], 9, 8 + n)
-argvRange('HSET', KEYS[1], 9 + n, #ARGV)
-redis.call('HSET', KEYS[1], '_e', ARGV[2])
-if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], '_l', ARGV[4]) end
-local uid = previous
-if ARGV[5] == '-' then
-  redis.call('HDEL', KEYS[1], '_u', '_ix')
-  uid = false
-elseif ARGV[5] == '=' then
-  redis.call('HSET', KEYS[1], '_u', ARGV[6])
-  uid = ARGV[6]
+local h = redis.call('HMGET', KEYS[1], '_e', '_u', '_ix')
+if not (h[1] and tonumber(h[1]) > tonumber(ARGV[1])) then return {0} end
+local n = tonumber(ARGV[5])
+argvRange('HDEL', KEYS[1], 6, 5 + n)
+argvRange('HSET', KEYS[1], 6 + n, #ARGV)
+local extend = false
+if ARGV[3] == '' and extendsIndex(h, ARGV[2]) then
+  redis.call('HSET', KEYS[1], '_ix', ARGV[4])
+  extend = ARGV[4]
 end
-local extend = indexUntil(KEYS[1], uid, ARGV[3], ARGV[7], ARGV[5] == '=')
-redis.call('PEXPIREAT', KEYS[1], ARGV[3])
-return {1, previous, extend}`,
+redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+return {1, h[2], extend}`,
 );
 
 /**
@@ -103,13 +92,17 @@ return {1, previous, extend}`,
 export const TOUCH = script(
   'touch',
   `
-local now = tonumber(ARGV[1])
-if not live(KEYS[1], now) then return {0} end
-redis.call('HSET', KEYS[1], '_l', ARGV[2], '_e', ARGV[3])
-local uid = redis.call('HGET', KEYS[1], '_u')
-local extend = indexUntil(KEYS[1], uid, ARGV[4], ARGV[5], false)
+local h = redis.call('HMGET', KEYS[1], '_e', '_u', '_ix')
+if not (h[1] and tonumber(h[1]) > tonumber(ARGV[1])) then return {0} end
+local extend = false
+if extendsIndex(h, ARGV[4]) then
+  redis.call('HSET', KEYS[1], '_l', ARGV[2], '_e', ARGV[3], '_ix', ARGV[5])
+  extend = ARGV[5]
+else
+  redis.call('HSET', KEYS[1], '_l', ARGV[2], '_e', ARGV[3])
+end
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
-return {1, uid, extend}`,
+return {1, h[2], extend}`,
 );
 
 /**
