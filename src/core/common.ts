@@ -1,7 +1,7 @@
+import { deadlineRunner } from '../deadline.js';
 import { StoreUnavailableError } from '../errors.js';
 import type { ResolvedOptions } from '../options.js';
 import type { SeshEventType } from '../types.js';
-import { deadlineRunner } from './deadline.js';
 import type { RequestContext } from './internals.js';
 
 /** @internal Pieces shared by the server-side engine and the stateless engine. */

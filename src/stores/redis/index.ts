@@ -1,4 +1,5 @@
 import { type Clock, systemClock } from '../../clock.js';
+import { type DeadlineRunner, deadlineRunner } from '../../deadline.js';
 import { OptionsError, StoreUnavailableError } from '../../errors.js';
 import { type BaseStoreOptions, FORBIDDEN_KEYS, parseStoredJson, type Store } from '../../store.js';
 import type { SessionMeta, SessionPatch, StoredSession, StoredSessionEntry } from '../../types.js';
@@ -58,7 +59,7 @@ const INDEX_SLACK = 86_400_000;
 export class RedisStore implements Store {
   readonly #driver: Driver;
   readonly #prefix: string;
-  readonly #timeout: number;
+  readonly #deadlines: DeadlineRunner;
   readonly #clock: Clock;
   readonly #client: ErrorEmitter;
   #errorListener: ((err: unknown) => void) | undefined;
@@ -84,7 +85,18 @@ export class RedisStore implements Store {
     if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout <= 0) {
       throw new OptionsError(`RedisStore \`commandTimeout\` must be a positive number of ms; got ${String(timeout)}.`);
     }
-    this.#timeout = timeout;
+    this.#deadlines = deadlineRunner(
+      timeout,
+      (operation) =>
+        new StoreUnavailableError(
+          operation,
+          `Redis did not answer the session ${operation} within ${timeout} ms (RedisStore \`commandTimeout\`).`,
+        ),
+      (err, operation) =>
+        err instanceof StoreUnavailableError
+          ? err
+          : new StoreUnavailableError(operation, `Redis failed on the session ${operation}: ${errorMessage(err)}`, err),
+    );
     this.#clock = options.clock ?? systemClock;
     // node-redis emits 'error' on every failed reconnection; with no listener Node would crash the
     // process during a Redis outage instead of answering 503. Attach a fallback when the app has
@@ -120,9 +132,10 @@ export class RedisStore implements Store {
   }
 
   /** Read a session: one `HGETALL`; `null` when absent or expired by the store's clock. */
-  async get(key: string): Promise<StoredSession | null> {
+  get(key: string): Promise<StoredSession | null> {
     return this.#guard('get', async () => {
-      const reply = await this.#driver.send(this.sessionKey(key), ['HGETALL', this.sessionKey(key)], true);
+      const redisKey = this.sessionKey(key);
+      const reply = await this.#driver.send(redisKey, ['HGETALL', redisKey], true);
       const record = decodeHash(reply);
       if (!record || record.expiresAt <= this.#clock.now()) return null;
       return record;
@@ -130,7 +143,7 @@ export class RedisStore implements Store {
   }
 
   /** Insert-if-absent (one script); indexes the user first when the session is bound to one. */
-  async create(key: string, session: StoredSession): Promise<boolean> {
+  create(key: string, session: StoredSession): Promise<boolean> {
     return this.#guard('create', async () => {
       const at = expiryMs(session.expiresAt);
       const fields: string[] = ['_c', String(session.createdAt), '_l', String(session.lastSeen), '_e', String(session.expiresAt)];
@@ -150,7 +163,7 @@ export class RedisStore implements Store {
   }
 
   /** Per-field update of a live session (one script, update-if-exists); keeps the user index in step. */
-  async patch(key: string, patch: SessionPatch): Promise<boolean> {
+  patch(key: string, patch: SessionPatch): Promise<boolean> {
     return this.#guard('patch', async () => {
       const at = expiryMs(patch.expiresAt);
       const ix = String(at + INDEX_SLACK);
@@ -183,7 +196,7 @@ export class RedisStore implements Store {
   }
 
   /** Move `lastSeen`/`expiresAt` of a live session (one script, update-if-exists). */
-  async touch(key: string, lastSeen: number, expiresAt: number): Promise<boolean> {
+  touch(key: string, lastSeen: number, expiresAt: number): Promise<boolean> {
     return this.#guard('touch', async () => {
       const at = expiryMs(expiresAt);
       const args = [String(this.#clock.now()), String(lastSeen), String(expiresAt), String(at), String(at + INDEX_SLACK)];
@@ -197,7 +210,7 @@ export class RedisStore implements Store {
   }
 
   /** Delete a session (one script); resolves `true` when a live one was deleted. */
-  async destroy(key: string): Promise<boolean> {
+  destroy(key: string): Promise<boolean> {
     return this.#guard('destroy', async () => {
       const reply = toArray(await this.#eval(DESTROY, this.sessionKey(key), [String(this.#clock.now())]));
       const userId = toStringOrNull(reply[2]);
@@ -207,7 +220,7 @@ export class RedisStore implements Store {
   }
 
   /** The live sessions bound to `userId`; stale index entries are skipped and removed. */
-  async listByUser(userId: string): Promise<StoredSessionEntry[]> {
+  listByUser(userId: string): Promise<StoredSessionEntry[]> {
     return this.#guard('listByUser', async () => {
       const keys = await this.#members(userId);
       const now = this.#clock.now();
@@ -227,7 +240,7 @@ export class RedisStore implements Store {
   }
 
   /** Delete the sessions bound to `userId` except `exceptKeys`; resolves how many live ones were deleted. */
-  async destroyByUser(userId: string, exceptKeys: readonly string[] = []): Promise<number> {
+  destroyByUser(userId: string, exceptKeys: readonly string[] = []): Promise<number> {
     return this.#guard('destroyByUser', async () => {
       const keep = new Set(exceptKeys);
       const keys = (await this.#members(userId)).filter((k) => !keep.has(k));
@@ -281,42 +294,20 @@ export class RedisStore implements Store {
 
   /**
    * Run one store operation: refuse at once when the client is known to be down, and give up after
-   * `commandTimeout` whatever the client's retry/offline-queue settings. Every failure becomes a
-   * `StoreUnavailableError`, which the adapters answer with 503.
+   * `commandTimeout` whatever the client's retry/offline-queue settings (one timer shared by all
+   * operations, see deadline.ts). Every failure becomes a `StoreUnavailableError`, which the
+   * adapters answer with 503.
    */
-  async #guard<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+  #guard<T>(operation: string, fn: () => Promise<T>): Promise<T> {
     const down = this.#driver.notReady();
     if (down) {
-      throw new StoreUnavailableError(operation, `Redis is unavailable (${down}); the session ${operation} was not sent.`);
+      return Promise.reject(new StoreUnavailableError(operation, `Redis is unavailable (${down}); the session ${operation} was not sent.`));
     }
-    const work = fn();
-    // If the timeout wins, a late rejection must not become an unhandled rejection.
-    work.catch(() => {});
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      return await Promise.race([
-        work,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () =>
-              reject(
-                new StoreUnavailableError(
-                  operation,
-                  `Redis did not answer the session ${operation} within ${this.#timeout} ms (RedisStore \`commandTimeout\`).`,
-                ),
-              ),
-            this.#timeout,
-          );
-        }),
-      ]);
-    } catch (err) {
-      if (err instanceof StoreUnavailableError) throw err;
-      throw new StoreUnavailableError(operation, `Redis failed on the session ${operation}: ${errorMessage(err)}`, err);
-    } finally {
-      clearTimeout(timer);
-    }
+    return this.#deadlines.run(operation, call, fn);
   }
 }
+
+const call = <T>(fn: () => Promise<T>): Promise<T> => fn();
 
 /** `PEXPIREAT` wants an integer; round up so a record never dies before its `expiresAt`. */
 function expiryMs(expiresAt: number): number {

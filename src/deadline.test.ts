@@ -57,7 +57,7 @@ describe('deadlineRunner', () => {
     const { spawnSync } = await import('node:child_process');
     const { fileURLToPath } = await import('node:url');
     const here = fileURLToPath(new URL('./deadline.ts', import.meta.url));
-    const tsx = fileURLToPath(new URL('../../node_modules/tsx/dist/loader.mjs', import.meta.url));
+    const tsx = fileURLToPath(new URL('../node_modules/tsx/dist/loader.mjs', import.meta.url));
     const script = `import { deadlineRunner } from ${JSON.stringify(here)};
       const r = deadlineRunner(60000, () => new Error('t'));
       const t0 = Date.now();

@@ -3,7 +3,8 @@
  *
  * `Promise.race` with a fresh `setTimeout` per store call costs a timer insert and removal, a
  * `Timeout` object and two extra promises on every request, even when the store answers at once.
- * Here every operation of one engine shares a single timer: the limit is the same for all of them,
+ * Here every operation of one runner (an engine's store calls, a Redis store's commands) shares a
+ * single timer: the limit is the same for all of them,
  * so operations expire in the order they started and the timer only ever waits for the oldest. The
  * timer keeps the process alive only while an operation is pending (it is unref'd when idle).
  *
@@ -12,6 +13,8 @@
  * operation costs one entry, the promise returned to the caller and the reaction on the
  * operation's own promise; failures are mapped (`onFailure`) before that one promise rejects, so
  * callers need no wrapper of their own (each wrapper would add a promise and a microtask hop).
+ *
+ * Part of the floor (imports nothing), so the engine and the stores can both use it.
  */
 
 /** Run promise-returning operations with a shared time limit. */
