@@ -15,7 +15,8 @@
 // sesh's security model has to do, written inline: see `floor()` at the end). The routes are
 // those of bench/server.mjs. sesh is loaded from dist/ (SESH_DIST=/dir for another
 // build). Servers are pinned to core 0 and the load generator to core 1 when taskset exists.
-// Environment: CONN (connections, default 50). Prints the median CPU per request, and its user
+// Environment: CONN (connections, default 50); SESH_OPTIONS (JSON options added to the sesh
+// variant's, e.g. '{"trackClient":false}', to see what a feature costs). Prints the median CPU per request, and its user
 // and system parts.
 import { execFileSync, fork } from 'node:child_process';
 import { createServer, ServerResponse } from 'node:http';
@@ -55,6 +56,8 @@ function pin(pid, core) {
 if (process.argv[2] === '--serve') {
   // ---------------------------------------------------------------- server side
   const variant = process.argv[3];
+  /** SESH_OPTIONS (JSON): more options for the sesh memory variant, to see what one costs. */
+  const extra = JSON.parse(process.env.SESH_OPTIONS ?? '{}');
   const { default: express } = await import('express');
   const app = express();
   app.disable('x-powered-by');
@@ -89,7 +92,7 @@ if (process.argv[2] === '--serve') {
   } else if (variant === 'sesh') {
     const { session } = await import(`${dist}express.js`);
     const { MemoryStore } = await import(`${dist}stores/memory.js`);
-    app.use(session({ secret: SECRET, store: new MemoryStore({ quiet: true }) }));
+    app.use(session({ secret: SECRET, store: new MemoryStore({ quiet: true }), ...extra }));
   } else if (variant === 'sqlite') {
     const { session } = await import(`${dist}express.js`);
     const { SqliteStore } = await import(`${dist}stores/sqlite.js`);
