@@ -425,4 +425,27 @@ describe('PostgresStore failures', () => {
     expect(pool.waitingCount).toBe(0);
     expect(pool.totalCount - pool.idleCount).toBe(0);
   });
+
+  it('bounds the wait for a pool client by queryTimeout, and gives a client that comes late back to the pool', async () => {
+    const small = makePool(server, { max: 1 });
+    try {
+      const { store, clock } = makeStore({ pool: small, queryTimeout: 300 });
+      await store.create('k', record(clock));
+      const held = await small.connect();
+      const t0 = Date.now();
+      const err = await store.get('k').catch((e: unknown) => e);
+      expect(isSeshError(err, 'STORE_UNAVAILABLE')).toBe(true);
+      expect((err as Error).message).toContain('no PostgreSQL connection within 300 ms');
+      expect(Date.now() - t0).toBeLessThan(1500);
+      // The timed-out operation is still queued for a client: the one held goes to it, and back.
+      held.release();
+      for (let i = 0; i < 50 && (small.waitingCount > 0 || small.idleCount < 1); i++) await new Promise((r) => setTimeout(r, 10));
+      expect([small.waitingCount, small.totalCount, small.idleCount]).toEqual([0, 1, 1]);
+      // With max 1, a leaked client would leave every later operation waiting.
+      expect((await store.get('k'))?.data).toEqual({ a: 1 });
+      await store.close();
+    } finally {
+      await small.end();
+    }
+  });
 });

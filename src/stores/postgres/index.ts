@@ -1,4 +1,5 @@
 import { type Clock, systemClock } from '../../clock.js';
+import { type DeadlineRunner, deadlineRunner } from '../../deadline.js';
 import { OptionsError, SeshError, StoreUnavailableError } from '../../errors.js';
 import { type BaseStoreOptions, FORBIDDEN_KEYS, type Store } from '../../store.js';
 import type { SessionMeta, SessionPatch, StoredSession, StoredSessionEntry } from '../../types.js';
@@ -190,6 +191,10 @@ export class PostgresStore implements Store {
   /** True while this store counts as a user of {@link quietNewClient} on its pool. */
   #quietsPool = false;
   #ready: Promise<void> | undefined;
+  /** Set once the schema is known to be current: operations then skip the wait for `#ready`. */
+  #migrated = false;
+  /** Bounds the wait for a pool client of an operation (one timer shared by all, see deadline.ts). */
+  readonly #connects: DeadlineRunner;
   #timer: NodeJS.Timeout | undefined;
   #purging = false;
   #closed = false;
@@ -207,6 +212,8 @@ export class PostgresStore implements Store {
     this.#clock = options.clock ?? systemClock;
     this.#createSchema = options.createSchema ?? true;
     this.#timeout = positive('queryTimeout', options.queryTimeout, 2000);
+    const timeout = this.#timeout;
+    this.#connects = deadlineRunner(timeout, () => new Error(`no PostgreSQL connection within ${timeout} ms`));
     this.#batch = positive('purgeBatchSize', options.purgeBatchSize, 1000);
     this.#onBackgroundError = options.onBackgroundError ?? ((err) => console.warn('[sesh] PostgresStore background purge failed:', err));
     const interval = options.purgeInterval ?? 900_000;
@@ -373,9 +380,9 @@ export class PostgresStore implements Store {
     return ms('clock.now()', this.#clock.now());
   }
 
-  async #query(operation: string, text: string, values: unknown[]): Promise<PgResult> {
-    await this.#ensureSchema();
-    return this.#withClient(operation, this.#timeout, (q) => q(text, values));
+  #query(operation: string, text: string, values: unknown[]): Promise<PgResult> {
+    const run = () => this.#withClient(operation, this.#timeout, (q) => q(text, values));
+    return this.#migrated ? run() : this.#ensureSchema().then(run);
   }
 
   /**
@@ -421,27 +428,16 @@ export class PostgresStore implements Store {
   /** A pool client within `timeoutMs`; a client that arrives late is returned to the pool at once. */
   async #acquire(operation: string, timeoutMs: number): Promise<PgPoolClient> {
     const pending = this.#pool.connect();
-    let timer: NodeJS.Timeout | undefined;
-    let timedOut = false;
     try {
-      return await Promise.race([
-        pending,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => {
-            timedOut = true;
-            reject(new Error(`no PostgreSQL connection within ${timeoutMs} ms`));
-          }, timeoutMs);
-        }),
-      ]);
+      // Operations share one timer; only the migration, with its longer budget, gets its own.
+      return await (timeoutMs === this.#timeout ? this.#connects.run(operation, same, pending) : withTimeout(pending, timeoutMs));
     } catch (err) {
-      if (timedOut)
-        pending.then(
-          (c) => c.release(),
-          () => {},
-        );
+      // Timed out: give the client back whenever it comes (a failed connect has nothing to give back).
+      pending.then(
+        (c) => c.release(),
+        () => {},
+      );
       throw this.#fail(operation, err);
-    } finally {
-      clearTimeout(timer);
     }
   }
 
@@ -459,6 +455,9 @@ export class PostgresStore implements Store {
     if (!this.#ready) {
       const p = this.#migrateOnce();
       this.#ready = p;
+      p.then(() => {
+        if (this.#ready === p) this.#migrated = true;
+      }, noop);
       // A failure is not cached: the next operation tries again (database back after an outage).
       p.catch(() => {
         if (this.#ready === p) this.#ready = undefined;
@@ -537,4 +536,18 @@ function positive(option: string, value: number | undefined, fallback: number): 
     throw new OptionsError(`PostgresStore \`${option}\` must be a positive integer; got ${String(v)}.`);
   }
   return v;
+}
+
+const noop = (): void => undefined;
+const same = <T>(value: T): T => value;
+
+/** `pending`, or a rejection when it has not settled within `ms`. */
+function withTimeout<T>(pending: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    pending,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no PostgreSQL connection within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
 }
