@@ -12,7 +12,7 @@
  * --cpu-prof (servers write .cpuprofile files to bench/results/profiles/). BENCH_QUICK=1 = --quick.
  */
 import { type ChildProcess, execFileSync, fork } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -384,9 +384,11 @@ async function main(): Promise<void> {
     writeFileSync(join(RESULTS, 'latest.md'), md);
     writeFileSync(join(RESULTS, 'latest.json'), json);
     if (config.mode === 'full' && !only) {
-      const stamp = date.slice(0, 10);
-      writeFileSync(join(RESULTS, `${stamp}-full.md`), md);
-      writeFileSync(join(RESULTS, `${stamp}-full.json`), json);
+      // One file per day; a later run the same day gets the time too, never overwriting a kept run.
+      let stamp = `${date.slice(0, 10)}-full`;
+      if (existsSync(join(RESULTS, `${stamp}.md`))) stamp = `${date.slice(0, 10)}-${date.slice(11, 16).replace(':', '')}-full`;
+      writeFileSync(join(RESULTS, `${stamp}.md`), md);
+      writeFileSync(join(RESULTS, `${stamp}.json`), json);
     }
     console.log(`written to ${join('bench', 'results', 'latest.md')} and latest.json (${meta.seconds} s)`);
   } finally {
