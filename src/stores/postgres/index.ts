@@ -455,13 +455,15 @@ export class PostgresStore implements Store {
     if (!this.#ready) {
       const p = this.#migrateOnce();
       this.#ready = p;
-      p.then(() => {
-        if (this.#ready === p) this.#migrated = true;
-      }, noop);
-      // A failure is not cached: the next operation tries again (database back after an outage).
-      p.catch(() => {
-        if (this.#ready === p) this.#ready = undefined;
-      });
+      p.then(
+        () => {
+          if (this.#ready === p) this.#migrated = true;
+        },
+        // A failure is not cached: the next operation tries again (database back after an outage).
+        () => {
+          if (this.#ready === p) this.#ready = undefined;
+        },
+      );
     }
     return this.#ready;
   }
@@ -538,7 +540,6 @@ function positive(option: string, value: number | undefined, fallback: number): 
   return v;
 }
 
-const noop = (): void => undefined;
 const same = <T>(value: T): T => value;
 
 /** `pending`, or a rejection when it has not settled within `ms`. */
