@@ -184,7 +184,6 @@ export class PostgresStore implements Store {
   readonly #names: SqlNames;
   readonly #sql: Statements;
   readonly #createSchema: boolean;
-  readonly #timeout: number;
   readonly #batch: number;
   readonly #onBackgroundError: (error: unknown) => void;
   readonly #poolErrorListener: ((err: Error) => void) | undefined;
@@ -193,8 +192,9 @@ export class PostgresStore implements Store {
   #ready: Promise<void> | undefined;
   /** Set once the schema is known to be current: operations then skip the wait for `#ready`. */
   #migrated = false;
-  /** Bounds the wait for a pool client of an operation (one timer shared by all, see deadline.ts). */
-  readonly #connects: DeadlineRunner;
+  /** The time limit of an operation, and of the schema check or migration. */
+  readonly #operationBudget: Budget;
+  readonly #migrationBudget: Budget;
   #timer: NodeJS.Timeout | undefined;
   #purging = false;
   #closed = false;
@@ -211,9 +211,10 @@ export class PostgresStore implements Store {
     this.#sql = statements(this.#names);
     this.#clock = options.clock ?? systemClock;
     this.#createSchema = options.createSchema ?? true;
-    this.#timeout = positive('queryTimeout', options.queryTimeout, 2000);
-    const timeout = this.#timeout;
-    this.#connects = deadlineRunner(timeout, () => new Error(`no PostgreSQL connection within ${timeout} ms`));
+    const timeout = positive('queryTimeout', options.queryTimeout, 2000);
+    this.#operationBudget = budget(timeout);
+    // Generous bound for the migration: another instance may hold the migration lock for a moment.
+    this.#migrationBudget = budget(Math.max(timeout, 15_000));
     this.#batch = positive('purgeBatchSize', options.purgeBatchSize, 1000);
     this.#onBackgroundError = options.onBackgroundError ?? ((err) => console.warn('[sesh] PostgresStore background purge failed:', err));
     const interval = options.purgeInterval ?? 900_000;
@@ -381,23 +382,23 @@ export class PostgresStore implements Store {
   }
 
   #query(operation: string, text: string, values: unknown[]): Promise<PgResult> {
-    const run = () => this.#withClient(operation, this.#timeout, (q) => q(text, values));
+    const run = () => this.#withClient(operation, this.#operationBudget, (q) => q(text, values));
     return this.#migrated ? run() : this.#ensureSchema().then(run);
   }
 
   /**
-   * Check a client out within `budgetMs`, run `fn` with a query function bounded by the same
+   * Check a client out within the budget, run `fn` with a query function bounded by the same
    * deadline, and always give the client back: healthy, or discarded (`release(err)`) after any
    * failure so a connection left mid-query or half-dead is never reused nor leaked.
    */
   async #withClient<T>(
     operation: string,
-    budgetMs: number,
+    budget: Budget,
     fn: (q: (text: string, values?: unknown[]) => Promise<PgResult>) => Promise<T>,
     keepOn?: (err: unknown) => boolean,
   ): Promise<T> {
-    const deadline = Date.now() + budgetMs;
-    const client = await this.#acquire(operation, budgetMs);
+    const deadline = Date.now() + budget.ms;
+    const client = await this.#acquire(operation, budget);
     // A server message can arrive while the client is checked out but between queries (e.g. the
     // FATAL of a shutdown in the same packet as the last result): without a listener of ours, pg
     // would emit an unhandled 'error' and crash the process.
@@ -425,12 +426,11 @@ export class PostgresStore implements Store {
     }
   }
 
-  /** A pool client within `timeoutMs`; a client that arrives late is returned to the pool at once. */
-  async #acquire(operation: string, timeoutMs: number): Promise<PgPoolClient> {
+  /** A pool client within the budget; a client that arrives late is returned to the pool at once. */
+  async #acquire(operation: string, budget: Budget): Promise<PgPoolClient> {
     const pending = this.#pool.connect();
     try {
-      // Operations share one timer; only the migration, with its longer budget, gets its own.
-      return await (timeoutMs === this.#timeout ? this.#connects.run(operation, same, pending) : withTimeout(pending, timeoutMs));
+      return await budget.connects.run(operation, same, pending);
     } catch (err) {
       // Timed out: give the client back whenever it comes (a failed connect has nothing to give back).
       pending.then(
@@ -470,12 +470,10 @@ export class PostgresStore implements Store {
 
   async #migrateOnce(): Promise<void> {
     const n = this.#names;
-    // Generous bound: another instance may hold the migration lock for a moment.
-    const budget = Math.max(this.#timeout, 15_000);
     const refused = (err: unknown) => err instanceof SeshError && err.code === 'INVALID_OPTIONS';
     await this.#withClient(
       'migrate',
-      budget,
+      this.#migrationBudget,
       async (q) => {
         // Fast path, no DDL and no lock: the schema is already current (also the only check with createSchema: false).
         let version = await this.#currentVersion(q);
@@ -542,13 +540,12 @@ function positive(option: string, value: number | undefined, fallback: number): 
 
 const same = <T>(value: T): T => value;
 
-/** `pending`, or a rejection when it has not settled within `ms`. */
-function withTimeout<T>(pending: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    pending,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no PostgreSQL connection within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
+/** A time limit, and the runner that bounds the wait for a pool client under it (one timer for all). */
+interface Budget {
+  readonly ms: number;
+  readonly connects: DeadlineRunner;
+}
+
+function budget(ms: number): Budget {
+  return { ms, connects: deadlineRunner(ms, () => new Error(`no PostgreSQL connection within ${ms} ms`)) };
 }
