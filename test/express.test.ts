@@ -443,9 +443,20 @@ for (const { name, express } of expressVersions) {
     it('with a store whose synchronous write throws: a clean 503, the stored session unchanged', async () => {
       const inner = new MemoryStore();
       const errors: unknown[] = [];
-      const app = build({ secret: SECRET, store: inner, onError: (e) => errors.push(e) }, (a) => {
-        loginAndCount(a);
-      });
+      const paths: string[] = [];
+      const app = build(
+        {
+          secret: SECRET,
+          store: inner,
+          onError: (e, req) => {
+            errors.push(e);
+            paths.push(req.path);
+          },
+        },
+        (a) => {
+          loginAndCount(a);
+        },
+      );
       const r = await listen(app);
       running.push(r);
       const fresh = new Client(r.url);
@@ -468,6 +479,8 @@ for (const { name, express } of expressVersions) {
       expect(inner.size).toBe(1);
       expect(errors).toHaveLength(2);
       expect(errors.every((e) => (e as { status?: number }).status === 503)).toBe(true);
+      // onError is told which request failed.
+      expect(paths).toEqual(['/count', '/login']);
       delete (inner as { patchSync?: unknown }).patchSync;
       delete (inner as { createSync?: unknown }).createSync;
       expect((await c.send('/count')).body).toBe('2');

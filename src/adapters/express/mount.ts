@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 import { type CommitResult, isSeshError, type RequestContext, type SessionData, type SessionState, type Sessions } from '../../index.js';
 import { hasSessionState, type Registration, register, type SessionAssign } from './registry.js';
@@ -10,13 +11,20 @@ import { deferUntilCommitted } from './response.js';
  * cookie checks), so they are read from `req` on first use and kept, not on every request.
  * `req.headers` is read once: every property read on `req` is slow in V8, as Node's HTTP server
  * gives each request object its own hidden class.
+ *
+ * The session state, and so this context, is the value of the request's registration (a WeakMap
+ * entry keyed by the request), so the reference to `req` is dropped once the response's commit
+ * settled ({@link releaseContext}): otherwise every request would survive young-generation
+ * collections. By then the commit has read what it needed; a value first asked for later (a
+ * session first saved after the response went out) reads as unknown: `ip` undefined, `secure`
+ * false (no Secure cookie can be sent in that response anyway).
  */
 class ExpressContext implements RequestContext {
   readonly cookie: string | undefined;
   readonly host: string | undefined;
   readonly userAgent: string | undefined;
   hadCookie = false;
-  readonly #req: Request;
+  #req: Request | null;
   #secure: boolean | undefined = undefined;
   #ip: string | undefined = undefined;
   #ipRead = false;
@@ -30,17 +38,28 @@ class ExpressContext implements RequestContext {
   }
 
   get secure(): boolean {
-    this.#secure ??= this.#req.secure;
+    this.#secure ??= this.#req?.secure ?? false;
     return this.#secure;
   }
 
   get ip(): string | undefined {
     if (!this.#ipRead) {
-      this.#ip = this.#req.ip;
-      this.#ipRead = true;
+      this.#ip = this.#req?.ip;
+      this.#ipRead = this.#req !== null;
     }
     return this.#ip;
   }
+
+  /** Drop the reference to the request (see the class comment). */
+  release(): void {
+    this.#req = null;
+  }
+}
+
+/** The deferral's `release`: the request's commit settled. */
+function releaseContext(r: Registration): void {
+  const ctx = r.state.request;
+  if (ctx instanceof ExpressContext) ctx.release();
 }
 
 /**
@@ -58,13 +77,13 @@ export function sessionHandler(
 ): (req: Request, res: Response, next: NextFunction) => void {
   // Shared by every request: the deferral calls them with the request's registration.
   const commitOf = (r: Registration) => commit(r.state);
-  const failed = (err: unknown, r: Registration): number => {
-    onError(err, r.req);
+  const failed = (err: unknown, _r: Registration, res: ServerResponse): number => {
+    onError(err, (res as Response).req);
     return isSeshError(err) && err.status >= 500 ? err.status : 500;
   };
   const attach = (req: Request, res: Response, next: NextFunction, state: SessionState<SessionData>): void => {
     try {
-      deferUntilCommitted(res, commitOf, register(req, state, sessions, assign), failed);
+      deferUntilCommitted(res, commitOf, register(req, state, sessions, assign), failed, releaseContext);
     } catch (err) {
       // As Express 5 does with a rejected middleware promise (the async version's behaviour).
       next(err);

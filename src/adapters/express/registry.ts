@@ -6,10 +6,13 @@ import { anchorOf } from './response.js';
 /** What assigning `req.session` does for a registered request, instead of replacing the property. */
 export type SessionAssign = (state: SessionState<SessionData>, value: unknown) => void;
 
-/** @internal What a session middleware registered for one request (one WeakMap entry per request). */
+/**
+ * @internal What a session middleware registered for one request (one WeakMap entry per request,
+ * keyed by the request). It holds no reference to the request: a WeakMap value that leads back to
+ * its key keeps the request alive through young-generation collections (see `deferUntilCommitted`).
+ */
 export class Registration {
   constructor(
-    readonly req: Request,
     readonly state: SessionState<SessionData>,
     /** The engine, or null for a state attached with {@link attachSessionState}. */
     readonly sessions: Sessions<SessionData> | null,
@@ -85,7 +88,7 @@ export function register(
   sessions: Sessions<SessionData> | null,
   assign: SessionAssign | null,
 ): Registration {
-  const r = new Registration(req, state, sessions, assign);
+  const r = new Registration(state, sessions, assign);
   registrations.set(req, r);
   if (Object.hasOwn(req, 'session')) {
     // An earlier middleware put its own `req.session` on the request: replace it, as before.
