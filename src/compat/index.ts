@@ -4,7 +4,7 @@ import { deferUntilCommitted } from '../adapters/express/response.js';
 import { OptionsError } from '../index.js';
 import { Cookie, type CookieOptions } from './cookie.js';
 import { parseCookieHeader } from './cookie-header.js';
-import { type Callback, requestHooks, Session, type SessionJson, type StoreLike } from './session.js';
+import { type Callback, Session, type SessionJson, type StoreLike, setRequestHooks } from './session.js';
 import { type Secret, sign, unsignAny } from './signature.js';
 import { inflateSession, MemoryStore, Store, type StoreConstructor } from './store.js';
 import { deprecate } from './warn.js';
@@ -236,7 +236,7 @@ function sessionMiddleware(options?: SessionOptions): SessionMiddleware {
       if (!resaveSession) savedHash = originalHash;
       wrapmethods(req.session as Session);
     };
-    requestHooks.set(req, {
+    setRequestHooks(req, {
       // Session#regenerate: a new session, methods wrapped like the first one.
       generate: () => {
         generateOn(req);

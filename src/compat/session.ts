@@ -61,8 +61,23 @@ export interface RequestHooks {
   createSession(sess: SessionJson): Session;
 }
 
-/** Hooks per request object, installed by the middleware. */
-export const requestHooks = new WeakMap<object, RequestHooks>();
+/**
+ * Where the middleware leaves a request's hooks: a non-enumerable own property of the request
+ * (which already carries `session`, `sessionID` and `sessionStore` of its own). Not a WeakMap
+ * keyed by the request: the hooks' closures hold the request, and V8's scavenger treats WeakMap
+ * values as strong, which would keep every request alive until a full GC.
+ */
+const HOOKS: unique symbol = Symbol('sesh.compat.hooks');
+
+/** Install the middleware's hooks on a request. */
+export function setRequestHooks(req: object, hooks: RequestHooks): void {
+  Object.defineProperty(req, HOOKS, { value: hooks, configurable: true, enumerable: false, writable: true });
+}
+
+/** The hooks the middleware installed on a request, if any. */
+export function requestHooks(req: object): RequestHooks | undefined {
+  return (req as { [HOOKS]?: RequestHooks })[HOOKS];
+}
 
 const noop = () => {};
 
@@ -116,7 +131,7 @@ export class Session {
     store.get(this.id, (err, sess) => {
       if (err) return callback(err);
       if (!sess) return callback(new Error('failed to load session'));
-      const hooks = requestHooks.get(req);
+      const hooks = requestHooks(req);
       if (hooks) hooks.createSession(sess);
       else if (typeof store.createSession === 'function') (store.createSession as (r: unknown, s: unknown) => unknown)(req, sess);
       callback();
@@ -135,7 +150,7 @@ export class Session {
   regenerate(callback: Callback): this {
     const req = this.req;
     const store = req.sessionStore as StoreLike;
-    const hooks = requestHooks.get(req);
+    const hooks = requestHooks(req);
     if (hooks) {
       store.destroy(req.sessionID as string, (err) => {
         hooks.generate();

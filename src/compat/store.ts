@@ -50,7 +50,7 @@ function defineMethod(name: string, fn: (...args: never[]) => unknown): void {
 
 defineMethod('regenerate', function regenerate(this: Store, req: CompatRequestLike, callback: Callback) {
   this.destroy(req.sessionID as string, (err) => {
-    const hooks = requestHooks.get(req);
+    const hooks = requestHooks(req);
     if (hooks) hooks.generate();
     else this.generate?.(req);
     callback(err);
