@@ -18,11 +18,19 @@ export function isTime(v: unknown): v is number {
   return typeof v === 'number' && Number.isFinite(v) && v > 0 && v < 8.64e15;
 }
 
+/** The last `Host` header {@link isLoopbackHost} looked at, and its answer (most apps see one or two hosts). */
+let lastHost = '';
+let lastHostIsLoopback = false;
+
 /** True for `localhost`, `*.localhost`, `::1` and `127.x.x.x`, with or without a port. */
 export function isLoopbackHost(host: string | undefined): boolean {
   if (!host) return false;
+  if (host === lastHost) return lastHostIsLoopback;
   const h = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d+$/, '');
-  return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
+  const loopback = h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
+  lastHost = host;
+  lastHostIsLoopback = loopback;
+  return loopback;
 }
 
 /** An engine's event reporter: the session ID only ever leaves as its keyed hash. */
@@ -86,7 +94,8 @@ let warnedInsecure = false;
  * per process with the fix (trust proxy, or `insecureDevMode` for development).
  */
 export function dropsInsecureCookie(setCookie: readonly string[], opts: ResolvedOptions, request: RequestContext, emit: Emit): boolean {
-  if (setCookie.length === 0 || !opts.cookie.secure || request.secure || isLoopbackHost(request.host)) return false;
+  // The host check first: `secure` runs the framework's trust-proxy rules (Express: a few µs).
+  if (setCookie.length === 0 || !opts.cookie.secure || isLoopbackHost(request.host) || request.secure) return false;
   emit('insecure_transport', null, 'Secure session cookie not sent over plain http');
   if (!warnedInsecure) {
     warnedInsecure = true;
@@ -102,7 +111,7 @@ export function dropsInsecureCookie(setCookie: readonly string[], opts: Resolved
  * is not loopback: the session is not loaded and `insecure_transport` is reported.
  */
 export function refusesInsecureLoad(opts: ResolvedOptions, request: RequestContext, emit: Emit): boolean {
-  if (!opts.strictTransport || !opts.cookie.secure || request.secure || isLoopbackHost(request.host)) return false;
+  if (!opts.strictTransport || !opts.cookie.secure || isLoopbackHost(request.host) || request.secure) return false;
   emit('insecure_transport', null, 'Secure session cookie refused on a plain-http request (strictTransport)', request.ip);
   return true;
 }
