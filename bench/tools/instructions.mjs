@@ -8,7 +8,7 @@
 //   node bench/tools/instructions.mjs [variants] [route] [requests]
 //   e.g. node bench/tools/instructions.mjs bare,layer,prop,sesh read 3000
 //
-// Needs valgrind (Debian package `valgrind`). Slow: about a minute per variant. SESH_DIST=/dir
+// Needs valgrind (Debian package `valgrind`). Slow: two to three minutes per variant. SESH_DIST=/dir
 // measures another build of sesh (default: dist/).
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -19,7 +19,11 @@ import { fileURLToPath } from 'node:url';
 
 const [variantsArg = 'bare,layer,prop,sesh', route = 'read', countArg = '3000'] = process.argv.slice(2);
 const count = Number(countArg);
-const warmup = 2000;
+// V8 is still optimizing sesh's code after a few thousand requests (about 300 functions compiled
+// between requests 1 and 4000 of /new, a handful after 12,000, none after 16,000), and with
+// --predictable it compiles on the main thread, where the count sees it: warm up past that.
+// WARMUP=n to change.
+const warmup = Number(process.env.WARMUP ?? 16000);
 // One connection by default: requests then never share an event-loop turn, which keeps the count
 // repeatable (with several, how requests batch up varies from run to run). CONN=n for more.
 const CONNECTIONS = Number(process.env.CONN ?? 1);
