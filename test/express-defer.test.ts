@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { getHeapSnapshot } from 'node:v8';
 import type { Express, NextFunction, Request, Response } from 'express';
 import { afterEach, describe, expect, it } from 'vitest';
-import { session } from '../src/adapters/express/index.js';
+import { getSessionState, session } from '../src/adapters/express/index.js';
 import { MemoryStore } from '../src/stores/memory/index.js';
 import { Client, expressVersions, listen, type Running, request } from './support/http.js';
 
@@ -283,6 +283,33 @@ for (const { name, express } of expressVersions) {
       expect(own).toContain('IncomingMessage.res -> ServerResponse');
       expect(own.filter((e) => bookkeeping.some((b) => e.startsWith(`${b}.`)) && !e.endsWith('SessionState'))).toEqual([]);
       expect(held.every(([req]) => req.session.views !== undefined)).toBe(true);
+    });
+
+    it('reports no insecure transport for a cookie that a change made after the response can no longer send', async () => {
+      // The request context lets go of the request once the commit settled (see the test above);
+      // whether the request was secure, asked for the first time after that, must not read as
+      // "plain http" and report a cookie dropped for nothing.
+      const events: string[] = [];
+      const url = await start((app) => {
+        app.set('trust proxy', 1);
+        app.use(session({ secret: SECRET, store: new MemoryStore(), onEvent: (e) => events.push(e.type) }));
+        app.get('/login', (req, res) => {
+          req.session.views = 1;
+          res.send('in');
+        });
+        app.get('/late', (req, res) => {
+          res.send('sent');
+          getSessionState(req).setMeta('remember', true);
+        });
+      });
+      const proxied = { host: 'app.example', 'x-forwarded-proto': 'https' };
+      const c = new Client(url);
+      expect((await c.send('/login', { headers: proxied })).setCookie).toHaveLength(1);
+      expect((await c.send('/late', { headers: proxied })).body).toBe('sent');
+      // The late change is written a microtask after the response; give it time to run.
+      await new Promise((r) => setTimeout(r, 20));
+      expect(events).toContain('created');
+      expect(events).not.toContain('insecure_transport');
     });
 
     it('holds streamed writes until the commit, then sends them in order with the cookie', async () => {

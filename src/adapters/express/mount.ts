@@ -16,8 +16,9 @@ import { deferUntilCommitted } from './response.js';
  * entry keyed by the request), so the reference to `req` is dropped once the response's commit
  * settled ({@link releaseContext}): otherwise every request would survive young-generation
  * collections. By then the commit has read what it needed; a value first asked for later (a
- * session first saved after the response went out) reads as unknown: `ip` undefined, `secure`
- * false (no Secure cookie can be sent in that response anyway).
+ * session first saved after the response went out) reads as unknown: `ip` undefined, and `secure`
+ * true, since its only use then is the insecure-transport check of a Set-Cookie that can no longer
+ * be sent (it would warn about a cookie dropped for nothing).
  */
 class ExpressContext implements RequestContext {
   readonly cookie: string | undefined;
@@ -38,7 +39,7 @@ class ExpressContext implements RequestContext {
   }
 
   get secure(): boolean {
-    this.#secure ??= this.#req?.secure ?? false;
+    this.#secure ??= this.#req?.secure ?? true;
     return this.#secure;
   }
 
