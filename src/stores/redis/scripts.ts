@@ -24,9 +24,9 @@ function script(name: string, body: string): Script {
 
 /** Helpers shared by the scripts: chunked HSET/HDEL so a large session never overflows Lua's stack. */
 const LIB = `
-local function live(key, now)
-  local e = redis.call('HGET', key, '_e')
-  return e and tonumber(e) > now
+-- A record is live while its '_e' (the value of HGET/HMGET, false when absent) is after now.
+local function alive(e, now)
+  return e and tonumber(e) > tonumber(now)
 end
 local function argvRange(command, key, from, to)
   while from <= to do
@@ -50,8 +50,7 @@ end`;
 export const CREATE = script(
   'create',
   `
-local now = tonumber(ARGV[1])
-if live(KEYS[1], now) then return 0 end
+if alive(redis.call('HGET', KEYS[1], '_e'), ARGV[1]) then return 0 end
 redis.call('DEL', KEYS[1])
 argvRange('HSET', KEYS[1], 3, #ARGV)
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
@@ -71,7 +70,7 @@ export const PATCH = script(
   'patch',
   `
 local h = redis.call('HMGET', KEYS[1], '_e', '_u', '_ix')
-if not (h[1] and tonumber(h[1]) > tonumber(ARGV[1])) then return {0} end
+if not alive(h[1], ARGV[1]) then return {0} end
 local n = tonumber(ARGV[5])
 argvRange('HDEL', KEYS[1], 6, 5 + n)
 argvRange('HSET', KEYS[1], 6 + n, #ARGV)
@@ -93,7 +92,7 @@ export const TOUCH = script(
   'touch',
   `
 local h = redis.call('HMGET', KEYS[1], '_e', '_u', '_ix')
-if not (h[1] and tonumber(h[1]) > tonumber(ARGV[1])) then return {0} end
+if not alive(h[1], ARGV[1]) then return {0} end
 local extend = false
 if extendsIndex(h, ARGV[4]) then
   redis.call('HSET', KEYS[1], '_l', ARGV[2], '_e', ARGV[3], '_ix', ARGV[5])
@@ -113,14 +112,11 @@ return {1, h[2], extend}`,
 export const DESTROY = script(
   'destroy',
   `
-local now = tonumber(ARGV[1])
 local h = redis.call('HMGET', KEYS[1], '_e', '_u')
 if not h[1] then return {0, 0, h[2]} end
 if ARGV[2] and h[2] ~= ARGV[2] then return {0, 0, h[2]} end
 redis.call('DEL', KEYS[1])
-local alive = 0
-if tonumber(h[1]) > now then alive = 1 end
-return {1, alive, h[2]}`,
+return {1, alive(h[1], ARGV[1]) and 1 or 0, h[2]}`,
 );
 
 /**
