@@ -46,6 +46,16 @@ export interface Store {
   /** Optional: `touch`, answered synchronously (see {@link Store.createSync}). */
   touchSync?(key: string, lastSeen: number, expiresAt: number): boolean;
 
+  /**
+   * Optional: the longest time, in ms, any operation of this store takes to settle. A store that
+   * sets it bounds every operation itself (rejecting with `StoreUnavailableError` past the limit),
+   * as the Redis store's `commandTimeout` and the PostgreSQL store's `queryTimeout` do. When it is
+   * no longer than the engine's `storeTimeout`, the engine trusts it and sets no deadline of its
+   * own on top (a second timer per store call would bound the same wait twice). Failures are still
+   * reported as `store_error` events and answered with 503.
+   */
+  readonly operationTimeout?: number;
+
   /** Optional capability: the sessions bound to a user (per-user index). */
   listByUser?(userId: string): Promise<StoredSessionEntry[]>;
   /** Optional capability: delete the sessions of a user, except the given keys. Resolves the count. */

@@ -1,6 +1,7 @@
 import { deadlineRunner } from '../deadline.js';
 import { StoreUnavailableError } from '../errors.js';
 import type { ResolvedOptions } from '../options.js';
+import type { Store } from '../store.js';
 import type { SeshEventType } from '../types.js';
 import type { RequestContext } from './internals.js';
 
@@ -69,21 +70,50 @@ export function storeFailure(
 /**
  * Run store calls under the engine's `storeTimeout` (one shared timer, see deadline.ts). A timeout
  * or any failure becomes a `StoreUnavailableError` (HTTP 503) and a `store_error` event.
- * `what` names the store in messages ("session store", "revocation store").
+ * `what` names the store in messages ("session store", "revocation store"). When the store bounds
+ * its own operations within `storeTimeout` (`Store.operationTimeout`, read at each call), no second deadline is set:
+ * failures are only mapped and reported.
  */
 export function storeCaller(
   limitMs: number,
   what: string,
   onEvent: ResolvedOptions['onEvent'],
+  store?: Pick<Store, 'operationTimeout'>,
 ): <A, T>(operation: string, fn: (arg: A) => Promise<T>, arg: A) => Promise<T> {
+  const failure = storeFailure(what, onEvent);
   // The mapping runs inside the deadline runner, before its one promise rejects: no async wrapper
   // (its promise, try/catch and an extra microtask hop) on the path of every successful call.
   const deadlines = deadlineRunner(
     limitMs,
     (operation) => new StoreUnavailableError(operation, `The ${what} did not answer ${operation} within ${limitMs} ms (storeTimeout).`),
-    storeFailure(what, onEvent),
+    failure,
   );
-  return (operation, fn, arg) => deadlines.run(operation, fn, arg);
+  if (store === undefined || !('operationTimeout' in store)) return (operation, fn, arg) => deadlines.run(operation, fn, arg);
+  // One rejection handler per operation name (a handful), made once: nothing is allocated per
+  // call but the promise `then` returns.
+  const handlers = new Map<string, (err: unknown) => never>();
+  const handler = (operation: string) => {
+    let h = handlers.get(operation);
+    if (h === undefined) {
+      h = (err) => {
+        throw failure(err, operation);
+      };
+      handlers.set(operation, h);
+    }
+    return h;
+  };
+  return (operation, fn, arg) => {
+    // Read at each call: a store may bound its operations only from some point on.
+    const own = store.operationTimeout;
+    if (typeof own !== 'number' || !(own > 0 && own <= limitMs)) return deadlines.run(operation, fn, arg);
+    let result: Promise<unknown>;
+    try {
+      result = fn(arg);
+    } catch (err) {
+      return Promise.reject(failure(err, operation));
+    }
+    return Promise.resolve(result).then(undefined, handler(operation)) as ReturnType<typeof fn>;
+  };
 }
 
 let warnedInsecure = false;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { isSeshError } from '../errors.js';
+import { isSeshError, StoreUnavailableError } from '../errors.js';
+import type { Store } from '../store.js';
 import { MemoryStore } from '../stores/memory/index.js';
 import { FakeClock } from '../testing/clock.js';
 import type { SeshEvent } from '../types.js';
@@ -195,5 +196,67 @@ describe('engine', () => {
     first.setCookie.push('x');
     expect((await sessions.commit(await sessions.load(ctx(cookie)))).setCookie).toEqual([]);
     expect(calls).toEqual([]);
+  });
+
+  describe('a store that bounds its own operations (operationTimeout)', () => {
+    /** A store with asynchronous operations only, whose reads take `delay` ms, declaring `bound`. */
+    function slowStore(delay: number, bound: number | undefined, fail?: () => unknown): Store {
+      const inner = new MemoryStore();
+      const sleep = () => new Promise((r) => setTimeout(r, delay));
+      return {
+        operationTimeout: bound,
+        get: async (key) => {
+          await sleep();
+          if (fail) throw fail();
+          return inner.get(key);
+        },
+        create: (key, session) => inner.create(key, session),
+        patch: (key, patch) => inner.patch(key, patch),
+        touch: (key, lastSeen, expiresAt) => inner.touch(key, lastSeen, expiresAt),
+        destroy: (key) => inner.destroy(key),
+      };
+    }
+    async function loadWith(store: Store, storeTimeout: number) {
+      const events: SeshEvent[] = [];
+      const sessions = createSessions<Record<string, unknown>>({ secret, store, storeTimeout, onEvent: (e) => events.push(e) });
+      const ctx = (cookie?: string) => ({ cookie, secure: true, host: 'app.test' });
+      const first = await sessions.load(ctx());
+      first.session.a = 1;
+      const cookie = (await sessions.commit(first)).setCookie[0]?.split(';')[0];
+      return { events, load: () => sessions.load(ctx(cookie)) };
+    }
+
+    it('sets no second deadline when the store bounds itself within storeTimeout', async () => {
+      // The store answers after 150 ms, later than it declared: the engine trusted it and waited.
+      const { load } = await loadWith(slowStore(150, 50), 100);
+      expect((await load()).session.a).toBe(1);
+    });
+
+    it('keeps its own deadline when the store declares a longer bound, or none', async () => {
+      for (const bound of [5_000, undefined]) {
+        const { load, events } = await loadWith(slowStore(300, bound), 100);
+        await expect(load()).rejects.toSatisfy((e: unknown) => isSeshError(e, 'STORE_UNAVAILABLE') && /within 100 ms/.test(String(e)));
+        expect(events.filter((e) => e.type === 'store_error')).toHaveLength(1);
+      }
+    });
+
+    it("still turns a trusted store's failures into StoreUnavailableError and store_error events", async () => {
+      const own = new StoreUnavailableError('get', 'the store gave up');
+      for (const [fail, message] of [
+        [() => own, /the store gave up/],
+        [() => new TypeError('boom'), /failed on get: boom/],
+      ] as const) {
+        const { load, events } = await loadWith(slowStore(1, 50, fail), 100);
+        await expect(load()).rejects.toSatisfy((e: unknown) => e instanceof StoreUnavailableError && message.test(e.message));
+        expect(events.map((e) => e.type)).toContain('store_error');
+      }
+      // A synchronous throw is a rejection too, not an exception out of load().
+      const store = slowStore(1, 50);
+      store.get = () => {
+        throw new RangeError('sync');
+      };
+      const { load } = await loadWith(store, 100);
+      await expect(load()).rejects.toSatisfy((e: unknown) => e instanceof StoreUnavailableError && /sync/.test(e.message));
+    });
   });
 });

@@ -100,7 +100,7 @@ export function createSessions<D = SessionData>(options: SessionOptions & { stor
   const timeoutMs = opts.storeTimeout;
 
   const sidHash = (id: string) => hmac(logKey, id).slice(0, 22);
-  const call = storeCaller(timeoutMs, 'session store', onEvent);
+  const call = storeCaller(timeoutMs, 'session store', onEvent, store);
   const emit = eventEmitter(onEvent, sidHash);
 
   /** `store.get` for {@link load}: a shared function instead of a closure per request. */

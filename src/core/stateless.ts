@@ -240,7 +240,7 @@ export function createStatelessSessions<D = SessionData>(options: StatelessOptio
   const maxValue = MAX_COOKIE_BYTES * MAX_CHUNKS;
 
   const emit = eventEmitter(onEvent, sidHash);
-  const revocationCall = storeCaller(opts.storeTimeout, 'revocation store', onEvent);
+  const revocationCall = storeCaller(opts.storeTimeout, 'revocation store', onEvent, revocation);
   const call = <T>(operation: string, fn: () => Promise<T>): Promise<T> => revocationCall(operation, fn, undefined);
 
   const expiresAt = (createdAt: number, lastSeen: number) => {
