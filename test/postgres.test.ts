@@ -407,7 +407,11 @@ describe('PostgresStore failures', () => {
 
   it('bounds a hung query by queryTimeout and discards that client', async () => {
     const { store, clock, table } = makeStore({ queryTimeout: 300 });
+    // It declares its bound (so the engine sets no second deadline) only once the schema is
+    // current: until then an operation also waits for the migration, whose budget is longer.
+    expect(store.operationTimeout).toBeUndefined();
     await store.create('k', record(clock));
+    expect(store.operationTimeout).toBe(300);
     const locker = await pool.connect();
     try {
       await locker.query('BEGIN');

@@ -321,6 +321,8 @@ describe('RedisStore on standalone Redis', () => {
         new RedisStore({ client: ioc, prefix: prefix(), commandTimeout: 300 }),
         new RedisStore({ client: nrc, prefix: prefix(), commandTimeout: 300 }),
       ];
+      // The bound the engine trusts instead of setting a second deadline of its own.
+      for (const s of stores) expect(s.operationTimeout).toBe(300);
       const k = key();
       for (const s of stores) await s.create(k, record());
       srv.pause();

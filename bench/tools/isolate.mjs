@@ -10,8 +10,10 @@
 // added to a request); engine (the engine called directly from a middleware: load, change,
 // commit, no response deferral); sesh (the sesh/express middleware, memory store); sqlite (the
 // same on the SQLite store, in a temporary directory); redis (the same on the Redis store, at
-// REDIS_URL, through ioredis); postgres (on the PostgreSQL store, PG_CONFIG); stateless (the sesh/stateless middleware,
-// no revocation store); floor, floor-sqlite, floor-redis, floor-postgres and floor-stateless (the least a session layer with
+// REDIS_URL, through ioredis); postgres (on the PostgreSQL store, PG_CONFIG); async (the memory
+// store through its asynchronous methods only, as a store on a server is seen, without the
+// network); stateless (the sesh/stateless middleware, no revocation store); floor, floor-sqlite,
+// floor-redis, floor-postgres, floor-async and floor-stateless (the least a session layer with
 // sesh's security model has to do, written inline: see `floor()` at the end). The routes are
 // those of bench/server.mjs. sesh is loaded from dist/ (SESH_DIST=/dir for another
 // build). Servers are pinned to core 0 and the load generator to core 1 when taskset exists.
@@ -93,6 +95,21 @@ if (process.argv[2] === '--serve') {
     const { session } = await import(`${dist}express.js`);
     const { MemoryStore } = await import(`${dist}stores/memory.js`);
     app.use(session({ secret: SECRET, store: new MemoryStore({ quiet: true }), ...extra }));
+  } else if (variant === 'async') {
+    // The memory store seen through its asynchronous methods only, as a store on a server is: the
+    // engine's and the adapter's asynchronous path (store promises, response held until the
+    // commit settled) without a network round trip.
+    const { session } = await import(`${dist}express.js`);
+    const { MemoryStore } = await import(`${dist}stores/memory.js`);
+    const inner = new MemoryStore({ quiet: true });
+    const store = {
+      get: (key) => inner.get(key),
+      create: (key, record) => inner.create(key, record),
+      patch: (key, patch) => inner.patch(key, patch),
+      touch: (key, lastSeen, expiresAt) => inner.touch(key, lastSeen, expiresAt),
+      destroy: (key) => inner.destroy(key),
+    };
+    app.use(session({ secret: SECRET, store, ...extra }));
   } else if (variant === 'sqlite') {
     const { session } = await import(`${dist}express.js`);
     const { SqliteStore } = await import(`${dist}stores/sqlite.js`);
@@ -304,6 +321,10 @@ async function floor(app, variant) {
     };
   } else if (variant === 'floor' || variant === 'floor-stateless') {
     db = new Map(); // store key -> { text, expiresAt }
+  } else if (variant === 'floor-async') {
+    // The same Map answering through promises, to compare with sesh's `async` variant.
+    const map = new Map();
+    db = { get: (key) => Promise.resolve(map.get(key)), set: (key, rec) => Promise.resolve(map.set(key, rec)) };
   } else {
     throw new Error(`unknown variant ${variant}`);
   }

@@ -381,9 +381,48 @@ export class PostgresStore implements Store {
     return ms('clock.now()', this.#clock.now());
   }
 
+  /**
+   * The store's own bound on every operation (`queryTimeout`), once the schema is known to be
+   * current: the engine then sets no second deadline when its `storeTimeout` is at least this (see
+   * `Store.operationTimeout`). Undefined before, since the first operations wait for the schema
+   * check or migration, which has a longer budget.
+   */
+  get operationTimeout(): number | undefined {
+    return this.#migrated ? this.#operationBudget.ms : undefined;
+  }
+
   #query(operation: string, text: string, values: unknown[]): Promise<PgResult> {
-    const run = () => this.#withClient(operation, this.#operationBudget, (q) => q(text, values));
-    return this.#migrated ? run() : this.#ensureSchema().then(run);
+    if (this.#migrated) return this.#queryOnce(operation, text, values);
+    return this.#ensureSchema().then(() => this.#queryOnce(operation, text, values));
+  }
+
+  /**
+   * One statement on a pool client, under the operation budget: the lean path of every session
+   * operation (no async frames, no per-call listener). A client is released healthy after a
+   * result, and discarded (`release(err)`) after any failure. A connection error that arrives
+   * while the client is checked out but between results is caught by the client's permanent quiet
+   * listener (see the constructor), and pg marks the client unqueryable, so pg-pool discards it on
+   * release. Statements that share a client (the migration) go through `#withClient`.
+   */
+  #queryOnce(operation: string, text: string, values: unknown[]): Promise<PgResult> {
+    const budget = this.#operationBudget;
+    const deadline = Date.now() + budget.ms;
+    return this.#acquire(operation, budget).then((client) => {
+      const failed = (err: unknown): never => {
+        client.release(err instanceof Error ? err : true);
+        throw this.#fail(operation, err);
+      };
+      let result: Promise<PgResult>;
+      try {
+        result = client.query({ text, values, query_timeout: Math.max(1, deadline - Date.now()) });
+      } catch (err) {
+        return failed(err);
+      }
+      return result.then((r) => {
+        client.release();
+        return r;
+      }, failed);
+    });
   }
 
   /**
@@ -427,18 +466,16 @@ export class PostgresStore implements Store {
   }
 
   /** A pool client within the budget; a client that arrives late is returned to the pool at once. */
-  async #acquire(operation: string, budget: Budget): Promise<PgPoolClient> {
+  #acquire(operation: string, budget: Budget): Promise<PgPoolClient> {
     const pending = this.#pool.connect();
-    try {
-      return await budget.connects.run(operation, same, pending);
-    } catch (err) {
+    return budget.connects.run(operation, same, pending).then(undefined, (err: unknown) => {
       // Timed out: give the client back whenever it comes (a failed connect has nothing to give back).
       pending.then(
         (c) => c.release(),
         () => {},
       );
       throw this.#fail(operation, err);
-    }
+    });
   }
 
   #fail(operation: string, err: unknown): Error {

@@ -31,8 +31,8 @@ export interface Driver {
   readonly kind: 'ioredis' | 'ioredis-cluster' | 'node-redis' | 'node-redis-cluster';
   /** Why the client cannot serve a command right now (so the store fails at once), or undefined. */
   notReady(): string | undefined;
-  /** Send `args` (command first); `key` routes it on a Cluster. */
-  send(key: string, args: string[], readonly: boolean): Promise<unknown>;
+  /** Send `command` with `args`; `key` routes it on a Cluster. The driver does not keep `args`. */
+  send(key: string, command: string, args: string[]): Promise<unknown>;
 }
 
 /** ioredis states in which a command would wait in the offline queue instead of being sent. */
@@ -63,7 +63,7 @@ export function driverFor(client: unknown): Driver {
           }
           return undefined;
         },
-        send: (_key, args) => io.call(args[0] as string, args.slice(1)),
+        send: (_key, command, args) => io.call(command, args),
       };
     }
     if (typeof c.sendCommand === 'function' && typeof c.isReady === 'boolean') {
@@ -75,7 +75,7 @@ export function driverFor(client: unknown): Driver {
           if (!nr.isReady) return 'the node-redis client is reconnecting';
           return undefined;
         },
-        send: (_key, args) => nr.sendCommand(args),
+        send: (_key, command, args) => nr.sendCommand([command, ...args]),
       };
     }
     // A node-redis cluster has `isOpen` but no `isReady`, and routes `sendCommand` by its first key.
@@ -85,7 +85,7 @@ export function driverFor(client: unknown): Driver {
         kind: 'node-redis-cluster',
         notReady: () => (nc.isOpen ? undefined : 'the node-redis cluster is not connected (call `await cluster.connect()` at startup)'),
         // Never read from replicas (`useReplicas`): a session read must see the write just made.
-        send: (key, args) => nc.sendCommand(key, false, args),
+        send: (key, command, args) => nc.sendCommand(key, false, [command, ...args]),
       };
     }
   }

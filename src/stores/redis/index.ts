@@ -60,6 +60,7 @@ export class RedisStore implements Store {
   readonly #driver: Driver;
   readonly #prefix: string;
   readonly #deadlines: DeadlineRunner;
+  readonly #timeout: number;
   readonly #clock: Clock;
   readonly #client: ErrorEmitter;
   #errorListener: ((err: unknown) => void) | undefined;
@@ -85,6 +86,7 @@ export class RedisStore implements Store {
     if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout <= 0) {
       throw new OptionsError(`RedisStore \`commandTimeout\` must be a positive number of ms; got ${String(timeout)}.`);
     }
+    this.#timeout = timeout;
     this.#deadlines = deadlineRunner(
       timeout,
       (operation) =>
@@ -131,34 +133,47 @@ export class RedisStore implements Store {
     return `${this.#prefix}u:{${userId}}`;
   }
 
+  /**
+   * The store's own bound on every operation (`commandTimeout`): the engine sets no second deadline
+   * when its `storeTimeout` is at least this (see `Store.operationTimeout`).
+   */
+  get operationTimeout(): number {
+    return this.#timeout;
+  }
+
   /** Read a session: one `HGETALL`; `null` when absent or expired by the store's clock. */
   get(key: string): Promise<StoredSession | null> {
-    return this.#guard('get', async () => {
+    return this.#guard('get', () => {
       const redisKey = this.sessionKey(key);
-      const reply = await this.#driver.send(redisKey, ['HGETALL', redisKey], true);
-      const record = decodeHash(reply);
-      if (!record || record.expiresAt <= this.#clock.now()) return null;
-      return record;
+      return this.#driver.send(redisKey, 'HGETALL', [redisKey]).then((reply) => {
+        const record = decodeHash(reply);
+        // NaN times (a hash that cannot be read) pass: the engine reports the record as corrupt.
+        return record === null || record.expiresAt <= this.#clock.now() ? null : record;
+      });
     });
   }
 
   /** Insert-if-absent (one script); indexes the user first when the session is bound to one. */
   create(key: string, session: StoredSession): Promise<boolean> {
-    return this.#guard('create', async () => {
+    return this.#guard('create', () => {
       const at = expiryMs(session.expiresAt);
-      const fields: string[] = ['_c', String(session.createdAt), '_l', String(session.lastSeen), '_e', String(session.expiresAt)];
+      // The script's arguments, built once (see #script): sha, key count, key, then ARGV.
+      const redisKey = this.sessionKey(key);
+      const args = [CREATE.sha, '1', redisKey, String(this.#clock.now()), String(at)];
+      args.push('_c', String(session.createdAt), '_l', String(session.lastSeen), '_e', String(session.expiresAt));
       const userId = session.userId ?? null;
-      if (userId !== null) {
-        const ix = String(at + INDEX_SLACK);
-        // Index first: an index entry without a session is harmless (checked on read), a session
-        // missing from its user's index would escape "log out everywhere".
-        await this.#index(userId, key, ix);
-        fields.push('_u', userId, '_ix', ix);
+      if (userId === null) {
+        pushValues(args, 'd:', session.data);
+        pushValues(args, 'm:', session.meta);
+        return this.#script(CREATE, redisKey, args, isOne);
       }
-      pushValues(fields, 'd:', session.data);
-      pushValues(fields, 'm:', session.meta);
-      const done = await this.#eval(CREATE, this.sessionKey(key), [String(this.#clock.now()), String(at), ...fields]);
-      return toNumber(done) === 1;
+      const ix = String(at + INDEX_SLACK);
+      args.push('_u', userId, '_ix', ix);
+      pushValues(args, 'd:', session.data);
+      pushValues(args, 'm:', session.meta);
+      // Index first: an index entry without a session is harmless (checked on read), a session
+      // missing from its user's index would escape "log out everywhere".
+      return this.#index(userId, key, ix).then(() => this.#script(CREATE, redisKey, args, isOne));
     });
   }
 
@@ -184,8 +199,11 @@ export class RedisStore implements Store {
       for (const k of patch.metaUnset ?? []) del.push(`m:${k}`);
       collect(set, del, 'd:', patch.set);
       collect(set, del, 'm:', patch.metaSet);
-      const args = [String(this.#clock.now()), String(at), userOp, ix, String(del.length), ...del, ...set];
-      const reply = toArray(await this.#eval(PATCH, this.sessionKey(key), args));
+      const redisKey = this.sessionKey(key);
+      const args = [PATCH.sha, '1', redisKey, String(this.#clock.now()), String(at), userOp, ix, String(del.length)];
+      for (const d of del) args.push(d);
+      for (const x of set) args.push(x);
+      const reply = toArray(await this.#script(PATCH, redisKey, args, same));
       if (toNumber(reply[0]) !== 1) return false;
       const previous = toStringOrNull(reply[1]);
       const extend = toStringOrNull(reply[2]);
@@ -199,8 +217,18 @@ export class RedisStore implements Store {
   touch(key: string, lastSeen: number, expiresAt: number): Promise<boolean> {
     return this.#guard('touch', async () => {
       const at = expiryMs(expiresAt);
-      const args = [String(this.#clock.now()), String(lastSeen), String(expiresAt), String(at), String(at + INDEX_SLACK)];
-      const reply = toArray(await this.#eval(TOUCH, this.sessionKey(key), args));
+      const redisKey = this.sessionKey(key);
+      const args = [
+        TOUCH.sha,
+        '1',
+        redisKey,
+        String(this.#clock.now()),
+        String(lastSeen),
+        String(expiresAt),
+        String(at),
+        String(at + INDEX_SLACK),
+      ];
+      const reply = toArray(await this.#script(TOUCH, redisKey, args, same));
       if (toNumber(reply[0]) !== 1) return false;
       const userId = toStringOrNull(reply[1]);
       const extend = toStringOrNull(reply[2]);
@@ -212,7 +240,8 @@ export class RedisStore implements Store {
   /** Delete a session (one script); resolves `true` when a live one was deleted. */
   destroy(key: string): Promise<boolean> {
     return this.#guard('destroy', async () => {
-      const reply = toArray(await this.#eval(DESTROY, this.sessionKey(key), [String(this.#clock.now())]));
+      const redisKey = this.sessionKey(key);
+      const reply = toArray(await this.#script(DESTROY, redisKey, [DESTROY.sha, '1', redisKey, String(this.#clock.now())], same));
       const userId = toStringOrNull(reply[2]);
       if (toNumber(reply[0]) === 1 && userId !== null) this.#unindexLater(userId, [key]);
       return toNumber(reply[1]) === 1;
@@ -225,7 +254,10 @@ export class RedisStore implements Store {
       const keys = await this.#members(userId);
       const now = this.#clock.now();
       const replies = await Promise.all(
-        keys.map((key) => this.#driver.send(this.sessionKey(key), ['HGETALL', this.sessionKey(key)], true)),
+        keys.map((key) => {
+          const redisKey = this.sessionKey(key);
+          return this.#driver.send(redisKey, 'HGETALL', [redisKey]);
+        }),
       );
       const out: StoredSessionEntry[] = [];
       const stale: string[] = [];
@@ -245,7 +277,12 @@ export class RedisStore implements Store {
       const keep = new Set(exceptKeys);
       const keys = (await this.#members(userId)).filter((k) => !keep.has(k));
       const now = String(this.#clock.now());
-      const replies = await Promise.all(keys.map((key) => this.#eval(DESTROY, this.sessionKey(key), [now, userId])));
+      const replies = await Promise.all(
+        keys.map((key) => {
+          const redisKey = this.sessionKey(key);
+          return this.#script(DESTROY, redisKey, [DESTROY.sha, '1', redisKey, now, userId], same);
+        }),
+      );
       let n = 0;
       for (const r of replies) if (toNumber(toArray(r)[1]) === 1) n++;
       // Every key handled here is either deleted or bound to someone else now: drop it from the set.
@@ -255,22 +292,24 @@ export class RedisStore implements Store {
   }
 
   /**
-   * Nothing to release: the store owns no timer and no connection. It never quits the client, which
-   * is the app's (quit it yourself at shutdown, after the HTTP server stopped).
+   * Detach the fallback `'error'` listener, if the store attached one. The store owns no connection:
+   * it never quits the client, which is the app's (quit it yourself at shutdown, after the HTTP
+   * server stopped).
    */
-  /** Detach the fallback `'error'` listener, if the store attached one. The client stays open: the app owns it. */
   async close(): Promise<void> {
     if (this.#errorListener && typeof this.#client.off === 'function') this.#client.off('error', this.#errorListener);
     this.#errorListener = undefined;
   }
 
   async #members(userId: string): Promise<string[]> {
-    const reply = await this.#driver.send(this.userKey(userId), ['SMEMBERS', this.userKey(userId)], true);
+    const userKey = this.userKey(userId);
+    const reply = await this.#driver.send(userKey, 'SMEMBERS', [userKey]);
     return toArray(reply).map((m) => toStringOrNull(m) ?? '');
   }
 
-  async #index(userId: string, key: string, until: string): Promise<void> {
-    await this.#eval(INDEX, this.userKey(userId), [key, until]);
+  #index(userId: string, key: string, until: string): Promise<unknown> {
+    const userKey = this.userKey(userId);
+    return this.#script(INDEX, userKey, [INDEX.sha, '1', userKey, key, until], same);
   }
 
   /**
@@ -279,17 +318,21 @@ export class RedisStore implements Store {
    */
   #unindexLater(userId: string, keys: string[]): void {
     if (this.#driver.notReady()) return;
-    this.#driver.send(this.userKey(userId), ['SREM', this.userKey(userId), ...keys], false).catch(() => {});
+    const userKey = this.userKey(userId);
+    this.#driver.send(userKey, 'SREM', [userKey, ...keys]).catch(() => {});
   }
 
-  /** EVALSHA, falling back to EVAL (which also caches the script) when the server lacks it. */
-  async #eval(s: Script, key: string, args: string[]): Promise<unknown> {
-    try {
-      return await this.#driver.send(key, ['EVALSHA', s.sha, '1', key, ...args], false);
-    } catch (err) {
+  /**
+   * Run a script: EVALSHA, falling back to EVAL (which also caches the script) when the server
+   * lacks it. `args` are EVALSHA's (`s.sha`, `'1'`, `key`, then ARGV), built by the caller in one
+   * array; `map` turns the reply into the result, in the same reaction (no extra promise).
+   */
+  #script<T>(s: Script, key: string, args: string[], map: (reply: unknown) => T): Promise<T> {
+    return this.#driver.send(key, 'EVALSHA', args).then(map, (err: unknown) => {
       if (!/NOSCRIPT/i.test(errorMessage(err))) throw err;
-      return this.#driver.send(key, ['EVAL', s.source, '1', key, ...args], false);
-    }
+      args[0] = s.source;
+      return this.#driver.send(key, 'EVAL', args).then(map);
+    });
   }
 
   /**
@@ -308,6 +351,8 @@ export class RedisStore implements Store {
 }
 
 const call = <T>(fn: () => Promise<T>): Promise<T> => fn();
+const same = (reply: unknown): unknown => reply;
+const isOne = (reply: unknown): boolean => toNumber(reply) === 1;
 
 /** `PEXPIREAT` wants an integer; round up so a record never dies before its `expiresAt`. */
 function expiryMs(expiresAt: number): number {
