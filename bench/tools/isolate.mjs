@@ -18,7 +18,7 @@
 // those of bench/server.mjs. sesh is loaded from dist/ (SESH_DIST=/dir for another
 // build). Servers are pinned to core 0 and the load generator to core 1 when taskset exists.
 // Environment: CONN (connections, default 50); SESH_OPTIONS (JSON options added to the sesh
-// variant's, e.g. '{"trackClient":false}', to see what a feature costs). Prints the median CPU per request, and its user
+// variants', e.g. '{"trackClient":false}', to see what a feature costs). Prints the median CPU per request, and its user
 // and system parts.
 import { execFileSync, fork } from 'node:child_process';
 import { createServer, ServerResponse } from 'node:http';
@@ -58,7 +58,7 @@ function pin(pid, core) {
 if (process.argv[2] === '--serve') {
   // ---------------------------------------------------------------- server side
   const variant = process.argv[3];
-  /** SESH_OPTIONS (JSON): more options for the sesh memory variant, to see what one costs. */
+  /** SESH_OPTIONS (JSON): more options for the sesh variants, to see what one costs. */
   const extra = JSON.parse(process.env.SESH_OPTIONS ?? '{}');
   const { default: express } = await import('express');
   const app = express();
@@ -117,16 +117,16 @@ if (process.argv[2] === '--serve') {
     const { tmpdir } = await import('node:os');
     const { join } = await import('node:path');
     const path = join(mkdtempSync(join(tmpdir(), 'sesh-isolate-')), 'sessions.db');
-    app.use(session({ secret: SECRET, store: new SqliteStore({ path }) }));
+    app.use(session({ secret: SECRET, store: new SqliteStore({ path }), ...extra }));
   } else if (variant === 'redis') {
     const { session } = await import(`${dist}express.js`);
     const { RedisStore } = await import(`${dist}stores/redis.js`);
     const { default: Redis } = await import('ioredis');
-    app.use(session({ secret: SECRET, store: new RedisStore({ client: new Redis(redisUrl()) }) }));
+    app.use(session({ secret: SECRET, store: new RedisStore({ client: new Redis(redisUrl()) }), ...extra }));
   } else if (variant === 'postgres') {
     const { session } = await import(`${dist}express.js`);
     const { PostgresStore } = await import(`${dist}stores/postgres.js`);
-    app.use(session({ secret: SECRET, store: new PostgresStore({ pool: await pgPool() }) }));
+    app.use(session({ secret: SECRET, store: new PostgresStore({ pool: await pgPool() }), ...extra }));
   } else if (variant === 'stateless') {
     const { session } = await import(`${dist}stateless.js`);
     app.use(session({ secret: SECRET }));
