@@ -71,8 +71,8 @@ export function storeFailure(
  * Run store calls under the engine's `storeTimeout` (one shared timer, see deadline.ts). A timeout
  * or any failure becomes a `StoreUnavailableError` (HTTP 503) and a `store_error` event.
  * `what` names the store in messages ("session store", "revocation store"). When the store bounds
- * its own operations within `storeTimeout` (`Store.operationTimeout`, read at each call), no second deadline is set:
- * failures are only mapped and reported.
+ * its own operations within `storeTimeout` (`Store.operationTimeout`, read at each call), no
+ * second deadline is set: failures are only mapped and reported.
  */
 export function storeCaller(
   limitMs: number,
