@@ -51,8 +51,9 @@ export interface Store {
    * sets it bounds every operation itself (rejecting with `StoreUnavailableError` past the limit),
    * as the Redis store's `commandTimeout` and the PostgreSQL store's `queryTimeout` do. When it is
    * no longer than the engine's `storeTimeout`, the engine trusts it and sets no deadline of its
-   * own on top (a second timer per store call would bound the same wait twice). Failures are still
-   * reported as `store_error` events and answered with 503.
+   * own on top (a second timer per store call would bound the same wait twice). Read at each call,
+   * so a store may declare it only from some point on (the PostgreSQL store once its schema is
+   * current). Failures are still reported as `store_error` events and answered with 503.
    */
   readonly operationTimeout?: number;
 

@@ -414,7 +414,7 @@ export class PostgresStore implements Store {
       };
       let result: Promise<PgResult>;
       try {
-        result = client.query({ text, values, query_timeout: Math.max(1, deadline - Date.now()) });
+        result = queryBefore(client, text, values, deadline);
       } catch (err) {
         return failed(err);
       }
@@ -448,7 +448,7 @@ export class PostgresStore implements Store {
     client.on?.('error', onError);
     const q = async (text: string, values: unknown[] = []) => {
       try {
-        return await client.query({ text, values, query_timeout: Math.max(1, deadline - Date.now()) });
+        return await queryBefore(client, text, values, deadline);
       } catch (err) {
         broken ??= err;
         throw err;
@@ -576,6 +576,11 @@ function positive(option: string, value: number | undefined, fallback: number): 
 }
 
 const same = <T>(value: T): T => value;
+
+/** One statement, given what is left of the operation's budget as pg's `query_timeout`. */
+function queryBefore(client: PgPoolClient, text: string, values: unknown[], deadline: number): Promise<PgResult> {
+  return client.query({ text, values, query_timeout: Math.max(1, deadline - Date.now()) });
+}
 
 /** A time limit, and the runner that bounds the wait for a pool client under it (one timer for all). */
 interface Budget {

@@ -162,15 +162,11 @@ export class RedisStore implements Store {
       const args = [CREATE.sha, '1', redisKey, String(this.#clock.now()), String(at)];
       args.push('_c', String(session.createdAt), '_l', String(session.lastSeen), '_e', String(session.expiresAt));
       const userId = session.userId ?? null;
-      if (userId === null) {
-        pushValues(args, 'd:', session.data);
-        pushValues(args, 'm:', session.meta);
-        return this.#script(CREATE, redisKey, args, isOne);
-      }
-      const ix = String(at + INDEX_SLACK);
-      args.push('_u', userId, '_ix', ix);
+      const ix = userId === null ? '' : String(at + INDEX_SLACK);
+      if (userId !== null) args.push('_u', userId, '_ix', ix);
       pushValues(args, 'd:', session.data);
       pushValues(args, 'm:', session.meta);
+      if (userId === null) return this.#script(CREATE, redisKey, args, isOne);
       // Index first: an index entry without a session is harmless (checked on read), a session
       // missing from its user's index would escape "log out everywhere".
       return this.#index(userId, key, ix).then(() => this.#script(CREATE, redisKey, args, isOne));
