@@ -36,6 +36,18 @@ async function pgPool(config) {
   return pool;
 }
 
+/** The floor of one kind of store (bench/floor.mjs), as a layer that installs itself on the app. */
+function floorOf(kind, env) {
+  let installed;
+  return {
+    install: async (app) => {
+      const { installFloor } = await import('./floor.mjs');
+      installed = await installFloor(app, kind, env);
+    },
+    close: () => installed?.close(),
+  };
+}
+
 function expressSessionWith(store) {
   return import('express-session').then(({ default: session }) => ({
     middleware: session({
@@ -132,10 +144,21 @@ export const contenders = {
       save: (req) => req.session.save(),
     };
   },
+
+  // The floors (bench/floor.mjs): the least any session layer with sesh's security model does, per
+  // store. Only run with `--floor`, to measure what the targets leave room for in the same rounds.
+  'floor memory': async () => floorOf('memory', {}),
+  'floor sqlite': async (env) => floorOf('sqlite', { tmp: env.tmp }),
+  'floor redis': async (env) => floorOf('redis', { redisUrl: env.redisUrl }),
+  'floor postgres': async (env) => floorOf('postgres', { pgPool: () => pgPool(env.pg) }),
+  'floor stateless': async () => floorOf('stateless', {}),
 };
 
 /** Contenders that need a Redis or PostgreSQL server. */
 export const needs = {
-  redis: ['sesh redis', 'express-session connect-redis'],
-  postgres: ['sesh postgres', 'express-session connect-pg-simple'],
+  redis: ['sesh redis', 'express-session connect-redis', 'floor redis'],
+  postgres: ['sesh postgres', 'express-session connect-pg-simple', 'floor postgres'],
 };
+
+/** Contenders whose names start with this only run when asked for (`--floor`). */
+export const FLOOR_PREFIX = 'floor ';

@@ -9,7 +9,9 @@
  *
  * Flags: --quick (1 round × 2 s, ~1 min), --rounds N, --duration S, --warmup S, --connections N,
  * --only a,b (substring match on contender names; bare Express is always included), --no-memory,
- * --cpu-prof (servers write .cpuprofile files to bench/results/profiles/). BENCH_QUICK=1 = --quick.
+ * --cpu-prof (servers write .cpuprofile files to bench/results/profiles/), --floor (adds the floor of
+ * each store, bench/floor.mjs: what any session layer with sesh's security model costs at least).
+ * BENCH_QUICK=1 = --quick.
  */
 import { type ChildProcess, execFileSync, fork } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,7 +19,7 @@ import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
-import { contenders, needs } from './contenders.mjs';
+import { contenders, FLOOR_PREFIX, needs } from './contenders.mjs';
 import { type MemoryFigures, measureMemory } from './memory.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -49,6 +51,7 @@ const only = value('only')
   .map((s) => s.trim())
   .filter(Boolean);
 const cpuProf = flag('cpu-prof');
+const withFloor = flag('floor');
 
 // ---------------------------------------------------------------- pinning
 function hasTaskset(): boolean {
@@ -292,7 +295,9 @@ function markdown(rows: Row[], skipped: Record<string, string>, memory: MemoryFi
 // ---------------------------------------------------------------- main
 async function main(): Promise<void> {
   const started = Date.now();
-  const names = Object.keys(contenders).filter((n) => n === BARE || !only || only.some((o) => n.includes(o)));
+  const names = Object.keys(contenders).filter(
+    (n) => n === BARE || ((withFloor || !n.startsWith(FLOOR_PREFIX)) && (!only || only.some((o) => n.includes(o)))),
+  );
   const tmp = mkdtempSync(join(tmpdir(), 'sesh-bench-'));
   const cleanups: Array<() => Promise<void>> = [];
   const env: Record<string, string> = {};

@@ -39,6 +39,7 @@ try {
 const app = express();
 app.disable('x-powered-by');
 app.set('etag', false);
+if (layer.install) await layer.install(app);
 if (layer.middleware) app.use(layer.middleware);
 const save = layer.save ?? (() => undefined);
 

@@ -14,14 +14,14 @@
 // store through its asynchronous methods only, as a store on a server is seen, without the
 // network); stateless (the sesh/stateless middleware, no revocation store); floor, floor-sqlite,
 // floor-redis, floor-postgres, floor-async and floor-stateless (the least a session layer with
-// sesh's security model has to do, written inline: see `floor()` at the end). The routes are
+// sesh's security model has to do, written inline: see bench/floor.mjs). The routes are
 // those of bench/server.mjs. sesh is loaded from dist/ (SESH_DIST=/dir for another
 // build). Servers are pinned to core 0 and the load generator to core 1 when taskset exists.
 // Environment: CONN (connections, default 50); SESH_OPTIONS (JSON options added to the sesh
 // variants', e.g. '{"trackClient":false}', to see what a feature costs). Prints the median CPU per request, and its user
 // and system parts.
 import { execFileSync, fork } from 'node:child_process';
-import { createServer, ServerResponse } from 'node:http';
+import { createServer } from 'node:http';
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -131,7 +131,9 @@ if (process.argv[2] === '--serve') {
     const { session } = await import(`${dist}stateless.js`);
     app.use(session({ secret: SECRET }));
   } else if (variant.startsWith('floor')) {
-    await floor(app, variant);
+    const { installFloor } = await import('../floor.mjs');
+    const kind = variant === 'floor' ? 'memory' : variant.slice('floor-'.length);
+    await installFloor(app, kind, { redisUrl: kind === 'redis' ? redisUrl() : undefined, pgPool });
   } else if (variant !== 'bare') {
     throw new Error(`unknown variant ${variant}`);
   }
@@ -229,188 +231,4 @@ if (process.argv[2] === '--serve') {
     );
     s.child.send({ type: 'close' });
   }
-}
-
-/**
- * The least a session layer with sesh's security model has to do, written inline with no
- * abstraction, as a floor to compare sesh with (`floor`: memory, `floor-sqlite`: one SQLite table
- * through better-sqlite3's prepared statements, as sesh's SQLite store keeps it, WAL and
- * synchronous=NORMAL; `floor-redis`: one GET or SET with PX through ioredis, at REDIS_URL;
- * `floor-postgres`: one prepared SELECT or upsert on a pg pool of 10, PG_CONFIG;
- * `floor-stateless`: the data sealed with AES-256-GCM in the cookie).
- *
- * Server-side: find the cookie, check its HMAC-SHA256 in constant time, hash the ID into the store
- * key, look the record up, check its expiry, parse its data; before the response, compare the data
- * with what was loaded and write it back when it changed; a new session gets a random 256-bit ID, a
- * record and a signed cookie. Stateless: open the sealed cookie, check the expiry inside it, parse;
- * seal again when the data changed. Not done (sesh does): idle timeout, rolling, touch, size limit,
- * store deadline, device list, per-key patch, key rotation, security events, response deferral.
- * `req.session` is an accessor on the app's request prototype (a property added to each request
- * costs more).
- */
-async function floor(app, variant) {
-  const { createCipheriv, createDecipheriv, hash, randomFillSync, timingSafeEqual } = await import('node:crypto');
-  const secretKey = Buffer.alloc(32, 7);
-  const pads = Buffer.alloc(128);
-  for (let i = 0; i < 64; i++) {
-    pads[i] = (secretKey[i] ?? 0) ^ 0x36;
-    pads[64 + i] = (secretKey[i] ?? 0) ^ 0x5c;
-  }
-  const inner = Buffer.alloc(64 + 43);
-  const outer = Buffer.alloc(64 + 32);
-  pads.copy(inner, 0, 0, 64);
-  pads.copy(outer, 0, 64, 128);
-  /** HMAC-SHA256 of a 43-character ID (RFC 2104 over two one-shot hashes, as sesh does it). */
-  const mac = (id) => {
-    inner.write(id, 64, 'latin1');
-    outer.write(hash('sha256', inner, 'latin1'), 64, 'latin1');
-    return hash('sha256', outer, 'base64url');
-  };
-  const expected = Buffer.alloc(32);
-  const given = Buffer.alloc(32);
-  const pool = Buffer.alloc(4096);
-  let offset = 4096;
-  const random = (n) => {
-    if (offset + n > 4096) {
-      randomFillSync(pool);
-      offset = 0;
-    }
-    offset += n;
-    return pool.subarray(offset - n, offset);
-  };
-  const LIFETIME = 86_400_000;
-  const aad = Buffer.from('sesh floor');
-
-  let db;
-  if (variant === 'floor-sqlite') {
-    const { default: Database } = await import('better-sqlite3');
-    const { mkdtempSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const { join } = await import('node:path');
-    const conn = new Database(join(mkdtempSync(join(tmpdir(), 'sesh-floor-')), 'floor.db'));
-    conn.pragma('journal_mode = WAL');
-    conn.pragma('synchronous = NORMAL');
-    conn.exec('CREATE TABLE s (key TEXT PRIMARY KEY NOT NULL, data TEXT NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID');
-    const get = conn.prepare('SELECT data AS text, expires_at AS expiresAt FROM s WHERE key = ?');
-    const put = conn.prepare(
-      'INSERT INTO s (key, data, expires_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at',
-    );
-    db = { get: (key) => get.get(key), set: (key, rec) => put.run(key, rec.text, rec.expiresAt) };
-  } else if (variant === 'floor-redis') {
-    const { default: Redis } = await import('ioredis');
-    const client = new Redis(redisUrl());
-    // Redis enforces the expiry (PX): a record it returns is live.
-    db = {
-      get: (key) => client.get(key).then((text) => (text === null ? undefined : { text, expiresAt: Number.POSITIVE_INFINITY })),
-      set: (key, rec) => client.set(key, rec.text, 'PX', LIFETIME),
-    };
-  } else if (variant === 'floor-postgres') {
-    const pool = await pgPool();
-    await pool.query('CREATE TABLE IF NOT EXISTS floor_s (key TEXT PRIMARY KEY, data TEXT NOT NULL, expires_at BIGINT NOT NULL)');
-    db = {
-      get: (key) =>
-        pool
-          .query({ name: 'floor-get', text: 'SELECT data AS text, expires_at FROM floor_s WHERE key = $1', values: [key] })
-          .then(({ rows }) => (rows.length === 0 ? undefined : { text: rows[0].text, expiresAt: Number(rows[0].expires_at) })),
-      set: (key, rec) =>
-        pool.query({
-          name: 'floor-set',
-          text: 'INSERT INTO floor_s (key, data, expires_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at',
-          values: [key, rec.text, rec.expiresAt],
-        }),
-    };
-  } else if (variant === 'floor' || variant === 'floor-stateless') {
-    db = new Map(); // store key -> { text, expiresAt }
-  } else if (variant === 'floor-async') {
-    // The same Map answering through promises, to compare with sesh's `async` variant.
-    const map = new Map();
-    db = { get: (key) => Promise.resolve(map.get(key)), set: (key, rec) => Promise.resolve(map.set(key, rec)) };
-  } else {
-    throw new Error(`unknown variant ${variant}`);
-  }
-
-  const seal = (text) => {
-    const nonce = random(12);
-    const c = createCipheriv('aes-256-gcm', secretKey, nonce);
-    c.setAAD(aad);
-    const body = Buffer.concat([nonce, c.update(JSON.stringify({ d: text, e: Date.now() + LIFETIME })), c.final(), c.getAuthTag()]);
-    return body.toString('base64url');
-  };
-  const open = (token) => {
-    const raw = Buffer.from(token, 'base64url');
-    if (raw.length < 28) return null;
-    try {
-      const d = createDecipheriv('aes-256-gcm', secretKey, raw.subarray(0, 12));
-      d.setAAD(aad);
-      d.setAuthTag(raw.subarray(raw.length - 16));
-      const payload = JSON.parse(d.update(raw.subarray(12, raw.length - 16), undefined, 'utf8') + d.final('utf8'));
-      return payload.e > Date.now() ? payload.d : null;
-    } catch {
-      return null;
-    }
-  };
-
-  const states = new WeakMap(); // res -> { key, text, data }
-  Object.defineProperty(app.request, 'session', {
-    get() {
-      return states.get(this.res)?.data;
-    },
-  });
-  const { end } = ServerResponse.prototype;
-  app.response.end = function (...args) {
-    const st = states.get(this);
-    if (st !== undefined) {
-      states.delete(this);
-      const text = JSON.stringify(st.data);
-      if (text !== st.text) {
-        if (variant === 'floor-stateless') {
-          this.setHeader('Set-Cookie', `sid=${seal(text)}; Path=/; HttpOnly; SameSite=Lax`);
-        } else {
-          let key = st.key;
-          if (key === null) {
-            const id = random(32).toString('base64url');
-            key = hash('sha256', id, 'base64url');
-            this.setHeader('Set-Cookie', `sid=${id}.${mac(id)}; Path=/; HttpOnly; SameSite=Lax`);
-          }
-          const written = db.set(key, { text, expiresAt: Date.now() + LIFETIME });
-          if (written instanceof Promise) {
-            // The record is written before the response leaves, as sesh does.
-            written.then(() => end.apply(this, args));
-            return this;
-          }
-        }
-      }
-    }
-    return end.apply(this, args);
-  };
-  app.use((req, res, next) => {
-    let st = { key: null, text: '{}', data: {} };
-    const c = req.headers.cookie;
-    const at = c === undefined ? -1 : c.indexOf('sid=');
-    if (at !== -1 && (at === 0 || c[at - 1] === ' ')) {
-      const semi = c.indexOf(';', at);
-      const token = c.slice(at + 4, semi === -1 ? c.length : semi);
-      if (variant === 'floor-stateless') {
-        const text = token.length <= 4096 ? open(token) : null;
-        if (text !== null) st = { key: null, text, data: JSON.parse(text) };
-      } else if (token.length === 87 && token[43] === '.') {
-        const id = token.slice(0, 43);
-        expected.write(mac(id), 0, 'base64url');
-        if (given.write(token.slice(44), 0, 'base64url') === 32 && timingSafeEqual(expected, given)) {
-          const key = hash('sha256', id, 'base64url');
-          const rec = db.get(key);
-          const found = (r) => {
-            if (r !== undefined && r.expiresAt > Date.now()) states.set(res, { key, text: r.text, data: JSON.parse(r.text) });
-            else states.set(res, st);
-            next();
-          };
-          if (rec instanceof Promise) rec.then(found, next);
-          else found(rec);
-          return;
-        }
-      }
-    }
-    states.set(res, st);
-    next();
-  });
 }
