@@ -18,7 +18,8 @@
 // those of bench/server.mjs. sesh is loaded from dist/ (SESH_DIST=/dir for another
 // build). Servers are pinned to core 0 and the load generator to core 1 when taskset exists.
 // Environment: CONN (connections, default 50); SESH_OPTIONS (JSON options added to the sesh
-// variants', e.g. '{"trackClient":false}', to see what a feature costs). Prints the median CPU per request, and its user
+// variants', e.g. '{"trackClient":false}', to see what a feature costs); PREFILL (the sesh variant's
+// memory store holds that many other sessions first). Prints the median CPU per request, and its user
 // and system parts.
 import { execFileSync, fork } from 'node:child_process';
 import { createServer } from 'node:http';
@@ -94,7 +95,14 @@ if (process.argv[2] === '--serve') {
   } else if (variant === 'sesh') {
     const { session } = await import(`${dist}express.js`);
     const { MemoryStore } = await import(`${dist}stores/memory.js`);
-    app.use(session({ secret: SECRET, store: new MemoryStore({ quiet: true }), ...extra }));
+    const store = new MemoryStore({ quiet: true });
+    // PREFILL=n: n other sessions in the store first, as after a while in production or after the
+    // full benchmark's /new rounds (the default maxEntries is 10,000).
+    const now = Date.now();
+    for (let i = 0; i < Number(process.env.PREFILL ?? 0); i++) {
+      store.createSync(`prefill-${i}`, { data: { user: 'ada' }, meta: {}, createdAt: now, lastSeen: now, expiresAt: now + 3_600_000, userId: null });
+    }
+    app.use(session({ secret: SECRET, store, ...extra }));
   } else if (variant === 'async') {
     // The memory store seen through its asynchronous methods only, as a store on a server is: the
     // engine's and the adapter's asynchronous path (store promises, response held until the
