@@ -100,7 +100,14 @@ if (process.argv[2] === '--serve') {
     // full benchmark's /new rounds (the default maxEntries is 10,000).
     const now = Date.now();
     for (let i = 0; i < Number(process.env.PREFILL ?? 0); i++) {
-      store.createSync(`prefill-${i}`, { data: { user: 'ada' }, meta: {}, createdAt: now, lastSeen: now, expiresAt: now + 3_600_000, userId: null });
+      store.createSync(`prefill-${i}`, {
+        data: { user: 'ada' },
+        meta: {},
+        createdAt: now,
+        lastSeen: now,
+        expiresAt: now + 3_600_000,
+        userId: null,
+      });
     }
     app.use(session({ secret: SECRET, store, ...extra }));
   } else if (variant === 'async') {
