@@ -22,7 +22,6 @@ import { ServerResponse } from 'node:http';
  * costs more).
  */
 export async function installFloor(app, kind, env = {}) {
-  const variant = kind === 'memory' ? 'floor' : `floor-${kind}`;
   const { createCipheriv, createDecipheriv, hash, randomFillSync, timingSafeEqual } = await import('node:crypto');
   const secretKey = Buffer.alloc(32, 7);
   const pads = Buffer.alloc(128);
@@ -58,7 +57,7 @@ export async function installFloor(app, kind, env = {}) {
   const closers = [];
 
   let db;
-  if (variant === 'floor-sqlite') {
+  if (kind === 'sqlite') {
     const { default: Database } = await import('better-sqlite3');
     const { mkdtempSync } = await import('node:fs');
     const { tmpdir } = await import('node:os');
@@ -73,7 +72,7 @@ export async function installFloor(app, kind, env = {}) {
       'INSERT INTO s (key, data, expires_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at',
     );
     db = { get: (key) => get.get(key), set: (key, rec) => put.run(key, rec.text, rec.expiresAt) };
-  } else if (variant === 'floor-redis') {
+  } else if (kind === 'redis') {
     const { default: Redis } = await import('ioredis');
     if (!env.redisUrl) throw new Error('The Redis floor needs a Redis URL (env.redisUrl).');
     const client = new Redis(env.redisUrl);
@@ -83,7 +82,7 @@ export async function installFloor(app, kind, env = {}) {
       get: (key) => client.get(key).then((text) => (text === null ? undefined : { text, expiresAt: Number.POSITIVE_INFINITY })),
       set: (key, rec) => client.set(key, rec.text, 'PX', LIFETIME),
     };
-  } else if (variant === 'floor-postgres') {
+  } else if (kind === 'postgres') {
     if (!env.pgPool) throw new Error('The PostgreSQL floor needs a pg pool factory (env.pgPool).');
     const pool = await env.pgPool();
     closers.push(() => pool.end());
@@ -100,9 +99,9 @@ export async function installFloor(app, kind, env = {}) {
           values: [key, rec.text, rec.expiresAt],
         }),
     };
-  } else if (variant === 'floor' || variant === 'floor-stateless') {
+  } else if (kind === 'memory' || kind === 'stateless') {
     db = new Map(); // store key -> { text, expiresAt }
-  } else if (variant === 'floor-async') {
+  } else if (kind === 'async') {
     // The same Map answering through promises, to compare with sesh's `async` variant.
     const map = new Map();
     db = { get: (key) => Promise.resolve(map.get(key)), set: (key, rec) => Promise.resolve(map.set(key, rec)) };
@@ -144,7 +143,7 @@ export async function installFloor(app, kind, env = {}) {
       states.delete(this);
       const text = JSON.stringify(st.data);
       if (text !== st.text) {
-        if (variant === 'floor-stateless') {
+        if (kind === 'stateless') {
           this.setHeader('Set-Cookie', `sid=${seal(text)}; Path=/; HttpOnly; SameSite=Lax`);
         } else {
           let key = st.key;
@@ -171,7 +170,7 @@ export async function installFloor(app, kind, env = {}) {
     if (at !== -1 && (at === 0 || c[at - 1] === ' ')) {
       const semi = c.indexOf(';', at);
       const token = c.slice(at + 4, semi === -1 ? c.length : semi);
-      if (variant === 'floor-stateless') {
+      if (kind === 'stateless') {
         const text = token.length <= 4096 ? open(token) : null;
         if (text !== null) st = { key: null, text, data: JSON.parse(text) };
       } else if (token.length === 87 && token[43] === '.') {
