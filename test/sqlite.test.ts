@@ -1,6 +1,8 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createSessions, isSeshError, type SeshEvent, type StoredSession } from '../src/index.js';
@@ -28,6 +30,32 @@ afterAll(async () => {
 function record(clock: FakeClock, over: Partial<StoredSession> = {}): StoredSession {
   const now = clock.now();
   return { data: { a: 1 }, meta: {}, createdAt: now, lastSeen: now, expiresAt: now + 60_000, userId: null, ...over };
+}
+
+/**
+ * Another connection (in a worker thread, as another process would be) holds a write lock on
+ * `path` (`BEGIN IMMEDIATE`, as a store's migration does) for `ms`. Resolves once the lock is
+ * held; `released` settles when the worker has committed and exited.
+ */
+async function holdWriteLock(path: string, ms: number): Promise<{ released: Promise<void> }> {
+  const worker = new Worker(
+    `const Database = require(${JSON.stringify(createRequire(import.meta.url).resolve('better-sqlite3'))});
+     const { parentPort, workerData } = require('node:worker_threads');
+     const db = new Database(workerData.path);
+     db.exec('BEGIN IMMEDIATE');
+     parentPort.postMessage('locked');
+     setTimeout(() => { db.exec('COMMIT'); db.close(); }, workerData.ms);`,
+    { eval: true, workerData: { path, ms } },
+  );
+  const released = new Promise<void>((resolve, reject) => {
+    worker.once('exit', () => resolve());
+    worker.once('error', reject);
+  });
+  await new Promise((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  });
+  return { released };
 }
 
 function thrown(fn: () => unknown): unknown {
@@ -245,6 +273,27 @@ describe('SqliteStore: startup and bad input', () => {
     expect(isSeshError(err, 'INVALID_OPTIONS')).toBe(true);
     expect(err.message).toContain('is not a SQLite database');
     expect(readFileSync(path, 'utf8')).toBe(content);
+  });
+
+  it('a new file another process is writing to: the switch to WAL waits for it, up to busyTimeout', async () => {
+    // SQLite answers a journal-mode switch under another connection's write lock with SQLITE_BUSY
+    // at once, without the busy timeout: two processes starting on a new file at the same moment.
+    const path = file();
+    const lock = await holdWriteLock(path, 300);
+    const s = store({ path });
+    const clock = new FakeClock();
+    expect(await s.create('k', record(clock))).toBe(true);
+    expect((await s.get('k'))?.data).toEqual({ a: 1 });
+    await lock.released;
+    expect(new Database(path).pragma('journal_mode', { simple: true })).toBe('wal');
+
+    // A lock held longer than busyTimeout still fails at startup, with the cause named.
+    const other = file();
+    const long = await holdWriteLock(other, 1_000);
+    const err = thrown(() => new SqliteStore({ path: other, busyTimeout: 100, purgeInterval: 0 })) as Error;
+    expect(isSeshError(err, 'INVALID_OPTIONS')).toBe(true);
+    expect(err.message).toContain('database is locked');
+    await long.released;
   });
 
   it('a database from a newer schema version is refused, not downgraded', () => {

@@ -110,7 +110,28 @@ function sqliteCode(err: unknown): string {
   if (e.errcode === 26 || /not a database/i.test(msg)) return 'SQLITE_NOTADB';
   if (e.errcode === 8 || /readonly database/i.test(msg)) return 'SQLITE_READONLY';
   if (e.errcode === 14 || /unable to open/i.test(msg)) return 'SQLITE_CANTOPEN';
+  if (e.errcode === 5 || /database is locked/i.test(msg)) return 'SQLITE_BUSY';
   return '';
+}
+
+/**
+ * Put the file in WAL mode. Processes that open a new file at the same moment all ask for the
+ * switch, and SQLite answers all but one with SQLITE_BUSY at once, without waiting out the busy
+ * timeout (waiting there could deadlock). So a busy answer is retried every 10 ms until
+ * `busyTimeout` has passed. A file already in WAL mode (every open after the first) answers at once.
+ */
+function enableWal(db: SqliteDatabase, busyTimeout: number): void {
+  const deadline = Date.now() + busyTimeout;
+  for (;;) {
+    try {
+      db.prepare('PRAGMA journal_mode = WAL').get();
+      return;
+    } catch (err) {
+      if (!sqliteCode(err).startsWith('SQLITE_BUSY') || Date.now() >= deadline) throw err;
+      // The constructor is synchronous: block this thread for 10 ms (only while opening).
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+    }
+  }
 }
 
 function nonNegative(name: string, v: unknown, fallback: number, integer = false): number {
@@ -222,7 +243,7 @@ export class SqliteStore implements Store {
     try {
       if (this.#owned) {
         this.#db.exec(`PRAGMA busy_timeout = ${busyTimeout}`);
-        if (this.path !== ':memory:') this.#db.prepare('PRAGMA journal_mode = WAL').get();
+        if (this.path !== ':memory:') enableWal(this.#db, busyTimeout);
         this.#db.exec(`PRAGMA synchronous = ${synchronous}`);
       }
       this.migration = migrate(this.#db, table);
