@@ -330,12 +330,44 @@ describe('PostgresStore schema and migrations', () => {
     expect(await store.get('k')).not.toBeNull();
   });
 
+  it('runs its statements prepared by default (one name per statement and table), one-off with preparedStatements: false', async () => {
+    // One connection, so pg_prepared_statements (per connection) shows what the stores prepared.
+    const single = makePool(server, { max: 1 });
+    const prepared = async () =>
+      (await single.query('SELECT name FROM pg_prepared_statements ORDER BY name')).rows.map((r) => String(r.name));
+    try {
+      const clock = new FakeClock(1_700_000_000_000);
+      const a = new PostgresStore({ pool: single, clock, table: uniqueTable('prep'), purgeInterval: 0 });
+      const b = new PostgresStore({ pool: single, clock, table: uniqueTable('prep'), purgeInterval: 0 });
+      const off = new PostgresStore({ pool: single, clock, table: uniqueTable('prep'), purgeInterval: 0, preparedStatements: false });
+      stores.push(a, b, off);
+      await off.create('k', record(clock));
+      await off.patch('k', { set: { b: 2 }, expiresAt: clock.now() + 1000 });
+      expect((await off.get('k'))?.data).toEqual({ a: 1, b: 2 });
+      expect(await prepared()).toEqual([]);
+      // Two stores on two tables share the connection: same operations, different statements.
+      for (const store of [a, b, a, b]) {
+        await store.create('k', record(clock));
+        await store.patch('k', { set: { b: 2 }, expiresAt: clock.now() + 1000 });
+        expect((await store.get('k'))?.data).toEqual({ a: 1, b: 2 });
+      }
+      const names = await prepared();
+      expect(names).toHaveLength(6);
+      for (const op of ['create', 'get', 'patch']) {
+        expect(names.filter((n) => new RegExp(`^sesh_${op}_[0-9a-f]{16}$`).test(n))).toHaveLength(2);
+      }
+    } finally {
+      await single.end();
+    }
+  });
+
   it('validates identifiers instead of interpolating them', () => {
     expect(() => new PostgresStore({ pool, table: 'x"; DROP TABLE y; --' })).toThrow(OptionsError);
     expect(() => new PostgresStore({ pool, schema: 'a.b' })).toThrow(/plain SQL identifier/);
     expect(() => new PostgresStore({ pool, table: 'a'.repeat(49) })).toThrow(OptionsError);
     expect(() => new PostgresStore({ pool: undefined as unknown as pg.Pool })).toThrow(/needs a `pool`/);
     expect(() => new PostgresStore({ pool, queryTimeout: 0 })).toThrow(/queryTimeout/);
+    expect(() => new PostgresStore({ pool, preparedStatements: 'no' as unknown as boolean })).toThrow(/preparedStatements/);
     expect(PostgresStore.schemaSql({ schema: 'app', table: 'Sessions' })).toContain('"app"."Sessions"');
   });
 });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { type Clock, systemClock } from '../../clock.js';
 import { type DeadlineRunner, deadlineRunner } from '../../deadline.js';
 import { OptionsError, SeshError, StoreUnavailableError } from '../../errors.js';
@@ -19,6 +20,11 @@ export { type PostgresTableOptions, SCHEMA_VERSION } from './schema.js';
 
 /** One query as the store sends it (a subset of pg's `QueryConfig`). */
 export interface PgQuery {
+  /**
+   * Name of a prepared statement (pg prepares it once per connection, then only binds and runs
+   * it); absent for a one-off statement.
+   */
+  name?: string;
   text: string;
   values?: unknown[];
   /** Client-side timeout of this query in ms (pg ≥ 8.8). */
@@ -70,6 +76,14 @@ export interface PostgresStoreOptions extends BaseStoreOptions, PostgresTableOpt
    * `storeTimeout`. Default 2000.
    */
   queryTimeout?: number;
+  /**
+   * Run the session statements as named prepared statements: PostgreSQL parses and plans each
+   * statement once per connection instead of on every request (the session `UPDATE` costs several
+   * times more to plan than to run). Set to `false` behind a pooler that cannot keep prepared
+   * statements per client, such as PgBouncer in transaction mode before 1.21 (or without
+   * `max_prepared_statements`). Default `true`.
+   */
+  preparedStatements?: boolean;
   /** Delete expired rows every `purgeInterval` ms on an unref'd timer. Default 900 000 (15 min); 0 disables. */
   purgeInterval?: number;
   /** Rows deleted per statement when purging. Default 1000. */
@@ -118,18 +132,29 @@ function toSession(row: Record<string, unknown>): StoredSession {
   };
 }
 
-interface Statements {
-  get: string;
-  create: string;
-  patch: string;
-  touch: string;
-  destroy: string;
-  listByUser: string;
-  destroyByUser: string;
-  purge: string;
+/** One of the store's statements: its SQL, and its name when it runs as a prepared statement. */
+interface Statement {
+  readonly name: string | undefined;
+  readonly text: string;
 }
 
-function statements(n: SqlNames): Statements {
+type StatementName = 'get' | 'create' | 'patch' | 'touch' | 'destroy' | 'listByUser' | 'destroyByUser' | 'purge';
+type Statements = Readonly<Record<StatementName, Statement>>;
+
+/**
+ * The store's statements on the tables `n` names. Prepared ones are named after their text's hash,
+ * so two stores on different tables (or two releases with different SQL) never share a name: pg
+ * refuses a name already prepared on the connection with another text.
+ */
+function statements(n: SqlNames, prepared: boolean): Statements {
+  const out: Partial<Record<StatementName, Statement>> = {};
+  for (const [op, text] of Object.entries(statementTexts(n)) as [StatementName, string][]) {
+    out[op] = { name: prepared ? `sesh_${op}_${createHash('sha256').update(text).digest('hex').slice(0, 16)}` : undefined, text };
+  }
+  return out as Statements;
+}
+
+function statementTexts(n: SqlNames): Record<StatementName, string> {
   const t = n.qTable;
   return {
     get: `SELECT ${COLUMNS} FROM ${t} WHERE key = $1 AND expires_at > $2`,
@@ -175,6 +200,8 @@ WHERE key = $1 AND expires_at > $10`,
  *   {@link PostgresStore.schemaSql} prints the SQL.
  * - Every operation is a single statement: patches merge per key inside PostgreSQL (no
  *   read-modify-write), patch/touch only update a live row, destroy reports whether a live row existed.
+ * - The statements run as named prepared statements (`preparedStatements`, default `true`), planned
+ *   once per connection.
  * - Each operation is bounded by `queryTimeout`; a failed client is discarded, never leaked.
  * - Expiry is compared with the injected clock (passed as a parameter, never `now()`).
  */
@@ -208,7 +235,11 @@ export class PostgresStore implements Store {
     }
     this.#pool = pool;
     this.#names = sqlNames(options);
-    this.#sql = statements(this.#names);
+    const prepared = options.preparedStatements ?? true;
+    if (typeof prepared !== 'boolean') {
+      throw new OptionsError(`PostgresStore \`preparedStatements\` must be true or false; got ${String(prepared)}.`);
+    }
+    this.#sql = statements(this.#names, prepared);
     this.#clock = options.clock ?? systemClock;
     this.#createSchema = options.createSchema ?? true;
     const timeout = positive('queryTimeout', options.queryTimeout, 2000);
@@ -391,9 +422,9 @@ export class PostgresStore implements Store {
     return this.#migrated ? this.#operationBudget.ms : undefined;
   }
 
-  #query(operation: string, text: string, values: unknown[]): Promise<PgResult> {
-    if (this.#migrated) return this.#queryOnce(operation, text, values);
-    return this.#ensureSchema().then(() => this.#queryOnce(operation, text, values));
+  #query(operation: string, statement: Statement, values: unknown[]): Promise<PgResult> {
+    if (this.#migrated) return this.#queryOnce(operation, statement, values);
+    return this.#ensureSchema().then(() => this.#queryOnce(operation, statement, values));
   }
 
   /**
@@ -404,7 +435,7 @@ export class PostgresStore implements Store {
    * listener (see the constructor), and pg marks the client unqueryable, so pg-pool discards it on
    * release. Statements that share a client (the migration) go through `#withClient`.
    */
-  #queryOnce(operation: string, text: string, values: unknown[]): Promise<PgResult> {
+  #queryOnce(operation: string, statement: Statement, values: unknown[]): Promise<PgResult> {
     const budget = this.#operationBudget;
     const deadline = Date.now() + budget.ms;
     return this.#acquire(operation, budget).then((client) => {
@@ -414,7 +445,7 @@ export class PostgresStore implements Store {
       };
       let result: Promise<PgResult>;
       try {
-        result = queryBefore(client, text, values, deadline);
+        result = queryBefore(client, statement, values, deadline);
       } catch (err) {
         return failed(err);
       }
@@ -448,7 +479,7 @@ export class PostgresStore implements Store {
     client.on?.('error', onError);
     const q = async (text: string, values: unknown[] = []) => {
       try {
-        return await queryBefore(client, text, values, deadline);
+        return await queryBefore(client, { name: undefined, text }, values, deadline);
       } catch (err) {
         broken ??= err;
         throw err;
@@ -578,8 +609,10 @@ function positive(option: string, value: number | undefined, fallback: number): 
 const same = <T>(value: T): T => value;
 
 /** One statement, given what is left of the operation's budget as pg's `query_timeout`. */
-function queryBefore(client: PgPoolClient, text: string, values: unknown[], deadline: number): Promise<PgResult> {
-  return client.query({ text, values, query_timeout: Math.max(1, deadline - Date.now()) });
+function queryBefore(client: PgPoolClient, statement: Statement, values: unknown[], deadline: number): Promise<PgResult> {
+  const query_timeout = Math.max(1, deadline - Date.now());
+  const { name, text } = statement;
+  return client.query(name === undefined ? { text, values, query_timeout } : { name, text, values, query_timeout });
 }
 
 /** A time limit, and the runner that bounds the wait for a pool client under it (one timer for all). */
