@@ -78,9 +78,9 @@ export interface PostgresStoreOptions extends BaseStoreOptions, PostgresTableOpt
   queryTimeout?: number;
   /**
    * Run the session statements as named prepared statements: PostgreSQL parses and plans each
-   * statement once per connection instead of on every request (the session `UPDATE` costs several
-   * times more to plan than to run). Set to `false` behind a pooler that cannot keep prepared
-   * statements per client, such as PgBouncer in transaction mode before 1.21 (or without
+   * statement once per connection instead of on every request (planning costs about as much as
+   * running these statements). Set to `false` behind a pooler that cannot keep prepared statements
+   * per client, such as PgBouncer in transaction mode before 1.21 (or without
    * `max_prepared_statements`). Default `true`.
    */
   preparedStatements?: boolean;
