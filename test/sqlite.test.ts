@@ -285,7 +285,9 @@ describe('SqliteStore: startup and bad input', () => {
     expect(await s.create('k', record(clock))).toBe(true);
     expect((await s.get('k'))?.data).toEqual({ a: 1 });
     await lock.released;
-    expect(new Database(path).pragma('journal_mode', { simple: true })).toBe('wal');
+    const check = new Database(path);
+    expect(check.pragma('journal_mode', { simple: true })).toBe('wal');
+    check.close();
 
     // A lock held longer than busyTimeout still fails at startup, with the cause named.
     const other = file();
